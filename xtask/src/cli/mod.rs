@@ -1,0 +1,88 @@
+//! The command line: declared once with clap, dispatched to one module per subcommand. Each
+//! command writes its result to the `out` it is given (standard output in `main`), so tests run
+//! commands exactly as users do.
+
+mod bench;
+mod graph;
+mod plan;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::diagnostic::Diagnostics;
+use crate::git::GitError;
+use crate::spec::Spec;
+
+/// Build, test, tag and document a stack of container images declared in `images/spec.yml`.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The stack's spec file [default: images/spec.yml in this repository]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub spec: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show which images would be built or re-tested, in what order, and why
+    Plan(plan::Plan),
+    /// Draw the whole stack, variants included, as Graphviz dot or Mermaid
+    Graph(graph::Graph),
+    /// Measure the tool's own speed (benchmarks that print figures)
+    #[command(subcommand)]
+    Bench(bench::Bench),
+}
+
+/// Exit codes, documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    Success = 0,
+    /// Something unexpected: an I/O error, a bug.
+    Failure = 1,
+    /// The command line was not understood (clap's own code).
+    Usage = 2,
+    /// The spec is invalid, or an argument names an image or variant it does not have.
+    InvalidSpec = 3,
+    /// git failed: not a repository, unknown reference.
+    Git = 4,
+}
+
+impl ExitCode {
+    /// The exit code for an error a command returned.
+    pub fn of(error: &anyhow::Error) -> ExitCode {
+        if error.downcast_ref::<Diagnostics>().is_some() {
+            ExitCode::InvalidSpec
+        } else if error.downcast_ref::<GitError>().is_some() {
+            ExitCode::Git
+        } else {
+            ExitCode::Failure
+        }
+    }
+}
+
+/// The repository this xtask belongs to.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+impl Cli {
+    pub fn spec_path(&self) -> PathBuf {
+        self.spec.clone().unwrap_or_else(|| project_root().join("images").join("spec.yml"))
+    }
+
+    pub fn load_spec(&self) -> Result<Spec, Diagnostics> {
+        Spec::load(&self.spec_path())
+    }
+
+    pub fn run(&self, out: &mut dyn Write) -> anyhow::Result<()> {
+        match &self.command {
+            Command::Plan(command) => command.run(self, out),
+            Command::Graph(command) => command.run(self, out),
+            Command::Bench(command) => command.run(out),
+        }
+    }
+}

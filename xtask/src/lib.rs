@@ -1,0 +1,12 @@
+//! The library behind `cargo xtask`: the image spec, the graph, change detection and planning
+//! (a pure core), and the renderers and commands built on them.
+
+pub mod cli;
+pub mod diagnostic;
+pub mod dockerfile;
+pub mod git;
+pub mod graph;
+pub mod plan;
+pub mod reference;
+pub mod render;
+pub mod spec;

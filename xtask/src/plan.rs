@@ -1,0 +1,378 @@
+//! Which images to build or re-test, in what order, and why: the answer to "what will this
+//! build do?".
+//!
+//! Pure: takes the spec, its graph and (for `--since`) the changed files git reported, and
+//! returns a [`BuildPlan`]. Change rules apply in this order: `ignore` (never triggers),
+//! `rebuild_all`, `test_only` (re-test, no rebuild), then the image whose folder holds the file.
+//! A rebuild propagates to every descendant; a test change to every image that inherits the
+//! tests (the descendants through `parent`).
+
+use std::collections::{BTreeSet, HashMap};
+
+use globset::Candidate;
+use std::fmt;
+
+use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
+use crate::git::ChangeSet;
+use crate::graph::{EdgeKind, ImageGraph, NodeId};
+use crate::spec::Spec;
+
+/// Which variants a plan covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Variants {
+    /// The spec's first variant.
+    Default,
+    One(String),
+    All,
+}
+
+/// What decides the images in the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every image (`--all`, or no image named and no `--since`).
+    All,
+    /// The images the caller named, and nothing else.
+    Requested,
+    /// What changed since a reference (`--since REF`).
+    Since(ChangeSet),
+}
+
+/// What a plan was made from, as reported with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Requested,
+    Since { since: String, merge_base: String, changed_files: usize },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanRequest {
+    pub selection: Selection,
+    /// `image` or `image@variant`; with `All`/`Since`, keeps only these.
+    pub images: Vec<String>,
+    pub variants: Variants,
+}
+
+/// Why an image is in the plan.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    All,
+    Requested,
+    /// A file of the image's build context changed.
+    Changed { path: String },
+    /// A file listed under `changes.rebuild_all` changed.
+    RebuildAll { path: String },
+    ParentRebuilt { parent: String },
+    DependencyRebuilt { dependency: String },
+    /// A test file of this image (or a common one) changed: re-test only.
+    TestsChanged { path: String },
+    /// The parent's tests changed, and this image inherits them: re-test only.
+    ParentTestsChanged { parent: String },
+}
+
+impl Reason {
+    /// Whether this reason needs a build (as opposed to a re-test of the existing image).
+    pub fn rebuilds(&self) -> bool {
+        !matches!(self, Reason::TestsChanged { .. } | Reason::ParentTestsChanged { .. })
+    }
+
+    /// The stable name used in JSON output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reason::All => "all",
+            Reason::Requested => "requested",
+            Reason::Changed { .. } => "changed",
+            Reason::RebuildAll { .. } => "rebuild_all",
+            Reason::ParentRebuilt { .. } => "parent_rebuilt",
+            Reason::DependencyRebuilt { .. } => "dependency_rebuilt",
+            Reason::TestsChanged { .. } => "tests_changed",
+            Reason::ParentTestsChanged { .. } => "parent_tests_changed",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::All => write!(f, "all"),
+            Reason::Requested => write!(f, "requested"),
+            Reason::Changed { path } => write!(f, "changed: {path}"),
+            Reason::RebuildAll { path } => write!(f, "rebuild all: {path}"),
+            Reason::ParentRebuilt { parent } => write!(f, "parent rebuilt: {parent}"),
+            Reason::DependencyRebuilt { dependency } => write!(f, "dependency rebuilt: {dependency}"),
+            Reason::TestsChanged { path } => write!(f, "tests changed (re-test only): {path}"),
+            Reason::ParentTestsChanged { parent } => write!(f, "parent's tests changed (re-test only): {parent}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Build,
+    /// Run the tests again on the image as it is.
+    Test,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Build => "build",
+            Action::Test => "test",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedImage {
+    pub id: NodeId,
+    pub action: Action,
+    /// The build level among the images to build (0 first); `None` for re-test only.
+    pub level: Option<usize>,
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildPlan {
+    pub scope: Scope,
+    pub variants: Vec<String>,
+    /// Images to build, then images to re-test, each group in topological order.
+    pub images: Vec<PlannedImage>,
+    /// The names of the images to build, level by level.
+    pub levels: Vec<Vec<String>>,
+    /// Changed files that the `ignore` rules excluded.
+    pub ignored_files: Vec<String>,
+    /// Changed files that no rule and no image covers.
+    pub unmapped_files: Vec<String>,
+}
+
+impl BuildPlan {
+    pub fn to_build(&self) -> impl Iterator<Item = &PlannedImage> {
+        self.images.iter().filter(|image| image.action == Action::Build)
+    }
+
+    pub fn to_test(&self) -> impl Iterator<Item = &PlannedImage> {
+        self.images.iter().filter(|image| image.action == Action::Test)
+    }
+}
+
+/// Plans a build. `spec_dir` is the spec's directory relative to the repository root (`images`),
+/// used to match changed files to image folders.
+pub fn plan(spec: &Spec, graph: &ImageGraph, request: &PlanRequest, spec_dir: &str) -> Result<BuildPlan, Diagnostics> {
+    let mut variants = select_variants(spec, &request.variants)?;
+    let named = resolve_images(spec, &request.images, &variants)?;
+    // `image@variant` brings its variant into the plan.
+    for id in &named {
+        if !variants.contains(&id.variant) {
+            variants.push(id.variant.clone());
+        }
+    }
+    variants.sort_by_key(|name| spec.variants.iter().position(|v| &v.name == name));
+    // Nodes in scope, in topological order; reasons are kept by position in this list.
+    let in_scope: Vec<&NodeId> = graph.topological_order().filter(|id| variants.contains(&id.variant)).collect();
+    let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); in_scope.len()];
+    let mut ignored_files = Vec::new();
+    let mut unmapped_files = Vec::new();
+    let scope = match &request.selection {
+        Selection::All => {
+            reasons.iter_mut().for_each(|why| why.push(Reason::All));
+            Scope::All
+        }
+        Selection::Requested => {
+            for (why, id) in reasons.iter_mut().zip(&in_scope) {
+                if named.contains(*id) {
+                    why.push(Reason::Requested);
+                }
+            }
+            Scope::Requested
+        }
+        Selection::Since(changes) => {
+            let owners = Owners::new(spec, spec_dir, &in_scope);
+            let rules = &spec.changes;
+            for path in &changes.files {
+                let candidate = Candidate::new(path);
+                if rules.ignore.set.is_match_candidate(&candidate) {
+                    ignored_files.push(path.clone());
+                    continue;
+                }
+                if rules.rebuild_all.set.is_match_candidate(&candidate) {
+                    reasons.iter_mut().for_each(|why| why.push(Reason::RebuildAll { path: path.clone() }));
+                    continue;
+                }
+                let slots = owners.of(path);
+                let test_only = rules.test_only.set.is_match_candidate(&candidate);
+                let reason = if test_only { Reason::TestsChanged { path: path.clone() } } else { Reason::Changed { path: path.clone() } };
+                if slots.is_empty() {
+                    if test_only {
+                        reasons.iter_mut().for_each(|why| why.push(reason.clone()));
+                    } else {
+                        unmapped_files.push(path.clone());
+                    }
+                    continue;
+                }
+                for slot in slots {
+                    reasons[*slot].push(reason.clone());
+                }
+            }
+            propagate(graph, &in_scope, &mut reasons);
+            Scope::Since { since: changes.since.clone(), merge_base: changes.merge_base.clone(), changed_files: changes.files.len() }
+        }
+    };
+    // With images named next to `--all` or `--since`, keep only those.
+    if !matches!(request.selection, Selection::Requested) && !request.images.is_empty() {
+        for (why, id) in reasons.iter_mut().zip(&in_scope) {
+            if !named.contains(*id) {
+                why.clear();
+            }
+        }
+    }
+    let slot: HashMap<&NodeId, usize> = in_scope.iter().enumerate().map(|(slot, id)| (*id, slot)).collect();
+    let build: BTreeSet<NodeId> = in_scope
+        .iter()
+        .zip(&reasons)
+        .filter(|(_, why)| why.iter().any(Reason::rebuilds))
+        .map(|(id, _)| (*id).clone())
+        .collect();
+    let levels = graph.levels(&build);
+    let mut images = Vec::new();
+    for (level, ids) in levels.iter().enumerate() {
+        for id in ids {
+            let mut why = std::mem::take(&mut reasons[slot[*id]]);
+            why.retain(Reason::rebuilds);
+            images.push(PlannedImage { id: (*id).clone(), action: Action::Build, level: Some(level), reasons: why });
+        }
+    }
+    for (id, why) in in_scope.iter().zip(reasons) {
+        if !why.is_empty() {
+            images.push(PlannedImage { id: (*id).clone(), action: Action::Test, level: None, reasons: why });
+        }
+    }
+    Ok(BuildPlan {
+        scope,
+        variants,
+        images,
+        levels: levels.iter().map(|ids| ids.iter().map(|id| id.name.clone()).collect()).collect(),
+        ignored_files,
+        unmapped_files,
+    })
+}
+
+/// Adds `parent rebuilt` and `parent's tests changed` reasons, in topological order so they
+/// reach every descendant.
+fn propagate(graph: &ImageGraph, in_scope: &[&NodeId], reasons: &mut [Vec<Reason>]) {
+    let slot: HashMap<&NodeId, usize> = in_scope.iter().enumerate().map(|(slot, id)| (*id, slot)).collect();
+    for (here, id) in in_scope.iter().enumerate() {
+        let mut added = Vec::new();
+        for (dependency, kind) in graph.dependencies(id) {
+            let Some(theirs) = slot.get(dependency).map(|s| &reasons[*s]) else { continue };
+            if theirs.iter().any(Reason::rebuilds) {
+                added.push(match kind {
+                    EdgeKind::Parent => Reason::ParentRebuilt { parent: dependency.name.clone() },
+                    EdgeKind::Dependency => Reason::DependencyRebuilt { dependency: dependency.name.clone() },
+                });
+            } else if kind == EdgeKind::Parent && !theirs.is_empty() {
+                added.push(Reason::ParentTestsChanged { parent: dependency.name.clone() });
+            }
+        }
+        reasons[here].extend(added);
+    }
+}
+
+/// Which nodes own a changed path: those whose image folder holds it.
+struct Owners<'a> {
+    /// Image folder (relative to the repository root, `/` separators) to node slots.
+    by_dir: HashMap<String, Vec<usize>>,
+    /// How many `/` the folders have, so each path needs one lookup per depth, not per parent.
+    depths: BTreeSet<usize>,
+    none: &'a [usize],
+}
+
+impl Owners<'_> {
+    fn new(spec: &Spec, spec_dir: &str, in_scope: &[&NodeId]) -> Self {
+        let mut by_dir: HashMap<String, Vec<usize>> = HashMap::new();
+        for (slot, id) in in_scope.iter().enumerate() {
+            let dir = spec.images[&id.image].dir.to_string_lossy().replace('\\', "/");
+            let full = if spec_dir.is_empty() || spec_dir == "." { dir } else { format!("{spec_dir}/{dir}") };
+            by_dir.entry(full.trim_end_matches('/').to_string()).or_default().push(slot);
+        }
+        let depths = by_dir.keys().map(|dir| dir.matches('/').count()).collect();
+        Owners { by_dir, depths, none: &[] }
+    }
+
+    /// The slots of every node whose folder holds `path` (folders may nest).
+    fn of(&self, path: &str) -> Vec<&usize> {
+        let slashes: Vec<usize> = path.match_indices('/').map(|(at, _)| at).collect();
+        let mut out = Vec::new();
+        for depth in &self.depths {
+            if let Some(end) = slashes.get(*depth) {
+                out.extend(self.by_dir.get(&path[..*end]).map_or(self.none, Vec::as_slice));
+            }
+        }
+        out
+    }
+}
+
+fn select_variants(spec: &Spec, choice: &Variants) -> Result<Vec<String>, Diagnostics> {
+    let all: Vec<String> = spec.variants.iter().map(|v| v.name.clone()).collect();
+    match choice {
+        Variants::Default => Ok(vec![spec.default_variant().to_string()]),
+        Variants::All => Ok(all),
+        Variants::One(name) if all.contains(name) => Ok(vec![name.clone()]),
+        Variants::One(name) => Err(Diagnostics::single(unknown_variant(name, &all))),
+    }
+}
+
+fn unknown_variant(name: &str, all: &[String]) -> Diagnostic {
+    let mut hint = format!("the stack's variants are: {}", all.join(", "));
+    if let Some(best) = did_you_mean(name, all.iter().map(String::as_str)) {
+        hint = format!("did you mean `{best}`? {hint}");
+    }
+    Diagnostic::new(Code::UnknownVariant, None, format!("unknown variant `{name}`")).with_hint(hint)
+}
+
+/// Resolves `image` and `image@variant` arguments to nodes of the chosen variants.
+fn resolve_images(spec: &Spec, names: &[String], variants: &[String]) -> Result<BTreeSet<NodeId>, Diagnostics> {
+    let mut out = BTreeSet::new();
+    let mut errors = Vec::new();
+    let all_variants: Vec<String> = spec.variants.iter().map(|v| v.name.clone()).collect();
+    for argument in names {
+        let (image_name, variant) = match argument.split_once('@') {
+            Some((image, variant)) => (image, Some(variant)),
+            None => (argument.as_str(), None),
+        };
+        let Some(image) = spec.images.get(image_name) else {
+            let mut hint = "`cargo xtask graph` lists the stack's images".to_string();
+            if let Some(best) = did_you_mean(image_name, spec.images.keys().map(String::as_str)) {
+                hint = format!("did you mean `{best}`? {hint}");
+            }
+            errors.push(Diagnostic::new(Code::UnknownImage, None, format!("unknown image `{image_name}`")).with_hint(hint));
+            continue;
+        };
+        let wanted: Vec<&String> = match variant {
+            Some(variant) if !all_variants.iter().any(|v| v == variant) => {
+                errors.push(unknown_variant(variant, &all_variants));
+                continue;
+            }
+            Some(variant) => all_variants.iter().filter(|v| *v == variant).collect(),
+            None => variants.iter().collect(),
+        };
+        let found: Vec<&String> = wanted.into_iter().filter(|v| image.variants.contains(v)).collect();
+        if found.is_empty() {
+            errors.push(
+                Diagnostic::new(
+                    Code::VariantOptOut,
+                    None,
+                    format!("image `{image_name}` is not built in {}", variant.map_or_else(|| format!("the selected variants ({})", variants.join(", ")), |v| format!("variant `{v}`"))),
+                )
+                .with_hint(format!("it is built in: {}; pick one with `--variant`", image.variants.join(", "))),
+            );
+        }
+        for variant in found {
+            out.insert(NodeId::new(spec, image_name, variant));
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Diagnostics(errors))
+    }
+}

@@ -1,0 +1,226 @@
+//! A [`BuildPlan`] as text (for people), JSON (schema `stack-plan/v1`, documented in
+//! `docs/plan-json.md`) or a GitHub Actions `strategy.matrix`.
+
+use serde::Serialize;
+
+use crate::plan::{BuildPlan, Reason, Scope};
+use crate::spec::Spec;
+
+/// The JSON schema's name; bump it on any incompatible change.
+pub const PLAN_SCHEMA: &str = "stack-plan/v1";
+
+pub fn text(plan: &BuildPlan) -> String {
+    let mut out = String::new();
+    let builds = plan.to_build().count();
+    let tests = plan.to_test().count();
+    let scope = match &plan.scope {
+        Scope::All => "all images".to_string(),
+        Scope::Requested => "requested images".to_string(),
+        Scope::Since { since, merge_base, changed_files } => {
+            format!("changes since {since} (merge base {}, {changed_files} files)", &merge_base[..merge_base.len().min(12)])
+        }
+    };
+    let variants = format!("variant{} {}", if plan.variants.len() == 1 { "" } else { "s" }, plan.variants.join(", "));
+    if builds + tests == 0 {
+        out.push_str(&format!("Nothing to build or test: {scope}; {variants}.\n"));
+    } else {
+        out.push_str(&format!(
+            "{builds} image{} to build in {} level{}, {tests} to re-test only ({scope}; {variants})\n",
+            plural(builds),
+            plan.levels.len(),
+            plural(plan.levels.len()),
+        ));
+    }
+    let width = plan.images.iter().map(|image| image.id.name.len()).max().unwrap_or(0);
+    let mut level = None;
+    for image in plan.to_build() {
+        if image.level != level {
+            level = image.level;
+            out.push_str(&format!("\nlevel {}\n", level.unwrap_or_default()));
+        }
+        push_image(&mut out, &image.id.name, &image.reasons, width);
+    }
+    if tests > 0 {
+        out.push_str("\nre-test only\n");
+        for image in plan.to_test() {
+            push_image(&mut out, &image.id.name, &image.reasons, width);
+        }
+    }
+    push_files(&mut out, "ignored by change rules", &plan.ignored_files);
+    push_files(&mut out, "outside every image (no rebuild)", &plan.unmapped_files);
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn push_image(out: &mut String, name: &str, reasons: &[Reason], width: usize) {
+    for (i, reason) in reasons.iter().enumerate() {
+        let label = if i == 0 { name } else { "" };
+        out.push_str(&format!("  {label:width$}  {reason}\n"));
+    }
+}
+
+fn push_files(out: &mut String, title: &str, files: &[String]) {
+    if files.is_empty() {
+        return;
+    }
+    out.push_str(&format!("\n{title}: {} file{}\n", files.len(), plural(files.len())));
+    for file in files.iter().take(10) {
+        out.push_str(&format!("  {file}\n"));
+    }
+    if files.len() > 10 {
+        out.push_str(&format!("  ... and {} more\n", files.len() - 10));
+    }
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    schema: &'static str,
+    selection: JsonSelection<'a>,
+    variants: &'a [String],
+    levels: &'a [Vec<String>],
+    images: Vec<JsonImage<'a>>,
+    ignored_files: &'a [String],
+    unmapped_files: &'a [String],
+}
+
+#[derive(Serialize)]
+struct JsonSelection<'a> {
+    mode: &'static str,
+    since: Option<&'a str>,
+    merge_base: Option<&'a str>,
+    changed_files: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct JsonImage<'a> {
+    name: &'a str,
+    image: &'a str,
+    variant: &'a str,
+    action: &'static str,
+    level: Option<usize>,
+    repository: String,
+    context: String,
+    dockerfile: String,
+    parent: Option<JsonParent<'a>>,
+    depends_on: &'a [String],
+    reasons: Vec<JsonReason<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonParent<'a> {
+    kind: &'static str,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonReason<'a> {
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a str>,
+    text: String,
+}
+
+fn json_reason(reason: &Reason) -> JsonReason<'_> {
+    let (path, image) = match reason {
+        Reason::Changed { path } | Reason::RebuildAll { path } | Reason::TestsChanged { path } => (Some(path.as_str()), None),
+        Reason::ParentRebuilt { parent } | Reason::ParentTestsChanged { parent } => (None, Some(parent.as_str())),
+        Reason::DependencyRebuilt { dependency } => (None, Some(dependency.as_str())),
+        Reason::All | Reason::Requested => (None, None),
+    };
+    JsonReason { kind: reason.kind(), path, image, text: reason.to_string() }
+}
+
+fn relative(spec_dir: &str, path: &std::path::Path) -> String {
+    let path = path.to_string_lossy().replace('\\', "/");
+    if spec_dir.is_empty() || spec_dir == "." {
+        path
+    } else {
+        format!("{spec_dir}/{path}")
+    }
+}
+
+/// The plan as JSON; paths are relative to the repository root (`spec_dir` is the spec's folder).
+pub fn json(spec: &Spec, plan: &BuildPlan, spec_dir: &str) -> String {
+    let (mode, since, merge_base, changed_files) = match &plan.scope {
+        Scope::All => ("all", None, None, None),
+        Scope::Requested => ("requested", None, None, None),
+        Scope::Since { since, merge_base, changed_files } => ("since", Some(since.as_str()), Some(merge_base.as_str()), Some(*changed_files)),
+    };
+    let images = plan
+        .images
+        .iter()
+        .map(|planned| {
+            let image = &spec.images[&planned.id.image];
+            let parent = image.parents.get(&planned.id.variant).map(|parent| JsonParent {
+                kind: match parent {
+                    crate::spec::Parent::Image(_) => "image",
+                    crate::spec::Parent::Base(_) => "base",
+                },
+                name: parent.name(),
+            });
+            JsonImage {
+                name: &planned.id.name,
+                image: &planned.id.image,
+                variant: &planned.id.variant,
+                action: planned.action.as_str(),
+                level: planned.level,
+                repository: spec.repository(&planned.id.image, &planned.id.variant),
+                context: relative(spec_dir, &image.dir),
+                dockerfile: relative(spec_dir, &image.dockerfile),
+                parent,
+                depends_on: &image.depends_on,
+                reasons: planned.reasons.iter().map(json_reason).collect(),
+            }
+        })
+        .collect();
+    let document = JsonPlan {
+        schema: PLAN_SCHEMA,
+        selection: JsonSelection { mode, since, merge_base, changed_files },
+        variants: &plan.variants,
+        levels: &plan.levels,
+        images,
+        ignored_files: &plan.ignored_files,
+        unmapped_files: &plan.unmapped_files,
+    };
+    serde_json::to_string_pretty(&document).expect("plan serializes") + "\n"
+}
+
+#[derive(Serialize)]
+struct Matrix<'a> {
+    include: Vec<MatrixEntry<'a>>,
+}
+
+#[derive(Serialize)]
+struct MatrixEntry<'a> {
+    name: &'a str,
+    image: &'a str,
+    variant: &'a str,
+    action: &'static str,
+    level: Option<usize>,
+}
+
+/// `{"include": [...]}`, one entry per image, ready for `strategy.matrix: ${{ fromJSON(...) }}`.
+/// One line, so it can go straight into `$GITHUB_OUTPUT`.
+pub fn github_matrix(plan: &BuildPlan) -> String {
+    let include = plan
+        .images
+        .iter()
+        .map(|image| MatrixEntry {
+            name: &image.id.name,
+            image: &image.id.image,
+            variant: &image.id.variant,
+            action: image.action.as_str(),
+            level: image.level,
+        })
+        .collect();
+    serde_json::to_string(&Matrix { include }).expect("matrix serializes") + "\n"
+}

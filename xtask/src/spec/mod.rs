@@ -1,0 +1,181 @@
+//! The image spec (`images/spec.yml`): the one file that declares the whole stack.
+//!
+//! [`Spec::load`] reads, parses and validates it; what it returns is known to be consistent:
+//! every name resolves, no cycle, every Dockerfile's `FROM` agrees with the declared parent.
+//! The format is documented in `docs/spec.md`. This module and its children only read files;
+//! they never run git or talk to an engine.
+
+mod locate;
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use globset::GlobSet;
+use indexmap::IndexMap;
+
+pub use raw::{BuildArgs, Debootstrap, RawRecipe as Recipe};
+
+use crate::diagnostic::Diagnostics;
+use crate::reference::Reference;
+
+/// The name of the implicit variant of a stack that declares none.
+pub const DEFAULT_VARIANT: &str = "default";
+/// The build argument that carries the parent image when the spec does not name another.
+pub const DEFAULT_PARENT_ARG: &str = "BASE_IMAGE";
+
+/// A validated image stack.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The spec file, as it was given.
+    pub file: PathBuf,
+    /// The directory holding the spec file; image directories are relative to it.
+    pub dir: PathBuf,
+    pub stack: Stack,
+    /// Build arguments for every image.
+    pub build_args: BuildArgs,
+    /// In declaration order; the first is the default variant.
+    pub variants: Vec<Variant>,
+    pub bases: IndexMap<String, Base>,
+    pub images: IndexMap<String, Image>,
+    /// Documentation commands by name: shell command lines run inside an image.
+    pub doc_commands: IndexMap<String, String>,
+    pub changes: ChangeRules,
+}
+
+/// Where the stack's images are published and how they are tagged.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub registry: String,
+    pub namespace: String,
+    pub tag_prefix: String,
+    /// The build argument through which each image receives its parent (`ARG BASE_IMAGE`).
+    pub parent_arg: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub name: String,
+    /// Appended to image names (`-gpu`); empty for the default variant unless the spec says.
+    pub suffix: String,
+    pub description: Option<String>,
+    pub build_args: BuildArgs,
+}
+
+/// An image from outside the stack, with a recipe to make it when it cannot be pulled.
+#[derive(Debug, Clone)]
+pub struct Base {
+    pub name: String,
+    pub reference: Reference,
+    pub description: Option<String>,
+    pub recipe: Option<Recipe>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub name: String,
+    pub description: Option<String>,
+    /// The build context, relative to the spec's directory.
+    pub dir: PathBuf,
+    /// The Dockerfile, relative to the spec's directory.
+    pub dockerfile: PathBuf,
+    /// The parent in each variant the image is built in.
+    pub parents: BTreeMap<String, Parent>,
+    /// Further images (of the stack or bases) the build reads from, e.g. with `COPY --from`.
+    pub depends_on: Vec<String>,
+    pub build_args: BuildArgs,
+    /// The variants this image is built in, in the stack's order.
+    pub variants: Vec<String>,
+    pub doc_commands: Vec<String>,
+}
+
+/// What an image is built on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Parent {
+    /// Another image of the stack (in the same variant).
+    Image(String),
+    /// An external base image declared under `bases`.
+    Base(String),
+}
+
+impl Parent {
+    pub fn name(&self) -> &str {
+        match self {
+            Parent::Image(name) | Parent::Base(name) => name,
+        }
+    }
+}
+
+/// Which changed paths never rebuild, rebuild everything, or only re-test.
+#[derive(Debug, Clone)]
+pub struct ChangeRules {
+    pub ignore: Globs,
+    pub rebuild_all: Globs,
+    pub test_only: Globs,
+}
+
+/// Patterns, as written, compiled into one matcher. Paths are relative to the repository root.
+#[derive(Debug, Clone)]
+pub struct Globs {
+    pub patterns: Vec<String>,
+    pub set: GlobSet,
+}
+
+impl Globs {
+    pub fn is_match(&self, path: &str) -> bool {
+        self.set.is_match(path)
+    }
+}
+
+impl Spec {
+    /// Reads and validates the spec at `file`; every mistake found is in the error.
+    pub fn load(file: &Path) -> Result<Spec, Diagnostics> {
+        validate::load(file)
+    }
+
+    /// Validates spec text as if it were read from `file` (whose directory holds the images).
+    pub fn parse(file: &Path, text: &str) -> Result<Spec, Diagnostics> {
+        validate::parse(file, text)
+    }
+
+    pub fn default_variant(&self) -> &str {
+        &self.variants[0].name
+    }
+
+    pub fn variant(&self, name: &str) -> Option<&Variant> {
+        self.variants.iter().find(|variant| variant.name == name)
+    }
+
+    /// The build argument that carries dependency `name` into a build: `<NAME>_IMAGE`.
+    pub fn dependency_arg(name: &str) -> String {
+        let mut arg: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+        arg.push_str("_IMAGE");
+        arg
+    }
+
+    /// The repository an image is published to in a variant: `<registry>/<namespace>/<image><suffix>`.
+    pub fn repository(&self, image: &str, variant: &str) -> String {
+        let suffix = self.variant(variant).map_or("", |v| v.suffix.as_str());
+        let mut parts: Vec<&str> = Vec::new();
+        for part in [self.stack.registry.as_str(), self.stack.namespace.as_str()] {
+            if !part.is_empty() {
+                parts.push(part);
+            }
+        }
+        let name = format!("{image}{suffix}");
+        parts.push(&name);
+        parts.join("/")
+    }
+
+    /// Build arguments for `image` in `variant`: stack-wide, then the variant's, then the image's.
+    pub fn build_args(&self, image: &Image, variant: &str) -> BuildArgs {
+        let mut args = self.build_args.clone();
+        if let Some(variant) = self.variant(variant) {
+            args.extend(variant.build_args.clone());
+        }
+        args.extend(image.build_args.clone());
+        args
+    }
+}

@@ -1,0 +1,163 @@
+//! The spec file as written: serde types that mirror `images/spec.yml` key for key.
+//!
+//! Unknown keys are refused here (`deny_unknown_fields`); everything that needs more than one
+//! value to check (names that must exist, cycles, Dockerfiles) is `validate`'s job. Nothing in
+//! this module reads files.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use indexmap::IndexMap;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+/// Build arguments: names to values. Values are strings: quote numbers (`"3.10"`) so YAML keeps
+/// them as written.
+pub type BuildArgs = BTreeMap<String, String>;
+
+/// How a duplicate-key error starts; `validate` then finds both places in the text.
+pub const DUPLICATE_KEY: &str = "duplicate key";
+
+/// A mapping whose keys must be unique (YAML parsers keep the last of two equal keys silently).
+fn unique<'de, D: Deserializer<'de>, V: Deserialize<'de>>(deserializer: D) -> Result<IndexMap<String, V>, D::Error> {
+    struct Unique<V>(PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for Unique<V> {
+        type Value = IndexMap<String, V>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a mapping")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = IndexMap::new();
+            while let Some((key, value)) = map.next_entry::<String, V>()? {
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format!("{DUPLICATE_KEY} `{key}`")));
+                }
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Unique(PhantomData))
+}
+
+fn unique_args<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BuildArgs, D::Error> {
+    Ok(unique::<D, String>(deserializer)?.into_iter().collect())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpec {
+    pub stack: RawStack,
+    #[serde(default, deserialize_with = "unique_args")]
+    pub build_args: BuildArgs,
+    #[serde(default, deserialize_with = "unique")]
+    pub variants: IndexMap<String, RawVariant>,
+    #[serde(default, deserialize_with = "unique")]
+    pub bases: IndexMap<String, RawBase>,
+    #[serde(deserialize_with = "unique")]
+    pub images: IndexMap<String, RawImage>,
+    #[serde(default, deserialize_with = "unique")]
+    pub doc_commands: IndexMap<String, String>,
+    #[serde(default)]
+    pub changes: RawChanges,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStack {
+    pub registry: String,
+    pub namespace: String,
+    pub tag_prefix: String,
+    #[serde(default)]
+    pub parent_arg: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVariant {
+    #[serde(default)]
+    pub suffix: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default, deserialize_with = "unique_args")]
+    pub build_args: BuildArgs,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBase {
+    pub image: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub recipe: Option<RawRecipe>,
+}
+
+/// How to make a base image locally when it cannot be pulled. One kind of recipe today:
+/// `debootstrap`; a new kind is a new optional key here.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecipe {
+    pub debootstrap: Debootstrap,
+}
+
+/// `debootstrap --variant=<variant> [--include=...] <suite> DIR <mirror>`, then `docker import`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Debootstrap {
+    pub suite: String,
+    pub mirror: String,
+    #[serde(default = "default_debootstrap_variant")]
+    pub variant: String,
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub components: Vec<String>,
+}
+
+fn default_debootstrap_variant() -> String {
+    "minbase".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImage {
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The build context, relative to the spec's directory. Default: the image's name.
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// Relative to `dir`. Default: `Dockerfile`.
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+    pub parent: RawParent,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    #[serde(default, deserialize_with = "unique_args")]
+    pub build_args: BuildArgs,
+    /// The variants this image is built in. Default: all of the stack's variants.
+    #[serde(default)]
+    pub variants: Option<Vec<String>>,
+    #[serde(default)]
+    pub doc_commands: Vec<String>,
+}
+
+/// One parent for every variant, or one per variant.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawParent {
+    Same(String),
+    PerVariant(IndexMap<String, String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChanges {
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    #[serde(default)]
+    pub rebuild_all: Vec<String>,
+    #[serde(default)]
+    pub test_only: Vec<String>,
+}
