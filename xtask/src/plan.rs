@@ -363,7 +363,7 @@ fn resolve_images(spec: &Spec, names: &[String], variants: &[String]) -> Result<
                     None,
                     format!("image `{image_name}` is not built in {}", variant.map_or_else(|| format!("the selected variants ({})", variants.join(", ")), |v| format!("variant `{v}`"))),
                 )
-                .with_hint(format!("it is built in: {}; pick one with `--variant`", image.variants.join(", "))),
+                .with_hint(format!("it is built in: {}", image.variants.join(", "))),
             );
         }
         for variant in found {

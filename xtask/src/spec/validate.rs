@@ -33,7 +33,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Spec, Diagnostics> {
     let mut validator = Validator { file, text, locations: OnceCell::new(), diagnostics: Vec::new() };
     let raw: RawSpec = match serde_yaml::from_str(text) {
         Ok(raw) => raw,
-        Err(error) if error.to_string().starts_with(DUPLICATE_KEY) => {
+        Err(error) if error.to_string().contains(DUPLICATE_KEY) => {
             validator.duplicate_keys();
             if validator.diagnostics.is_empty() {
                 return Err(Diagnostics::single(serde_error(file, &error)));
@@ -61,7 +61,12 @@ fn serde_error(file: &Path, error: &serde_yaml::Error) -> Diagnostic {
         Some(at) => full[..at].to_string(),
         None => full.clone(),
     };
-    if let Some(rest) = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("unknown variant `")) {
+    // serde_yaml puts the path first (`images.app: unknown field ...`); keep it, match the rest.
+    let (path, detail) = match message.split_once(": ") {
+        Some((path, detail)) if !path.contains(' ') => (format!("{path}: "), detail),
+        _ => (String::new(), message.as_str()),
+    };
+    if let Some(rest) = detail.strip_prefix("unknown field `").or_else(|| detail.strip_prefix("unknown variant `")) {
         let (word, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let allowed: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
         let mut hint = String::new();
@@ -69,20 +74,20 @@ fn serde_error(file: &Path, error: &serde_yaml::Error) -> Diagnostic {
             hint.push_str(&format!("did you mean `{best}`? "));
         }
         hint.push_str(&format!("allowed here: {}", allowed.join(", ")));
-        return Diagnostic::new(Code::UnknownKey, location, format!("unknown key `{word}`")).with_hint(hint);
+        return Diagnostic::new(Code::UnknownKey, location, format!("{path}unknown key `{word}`")).with_hint(hint);
     }
-    if let Some(rest) = message.strip_prefix("missing field `") {
+    if let Some(rest) = detail.strip_prefix("missing field `") {
         let key = rest.split('`').next().unwrap_or(rest);
-        return Diagnostic::new(Code::InvalidValue, location, format!("missing key `{key}`"))
+        return Diagnostic::new(Code::InvalidValue, location, format!("{path}missing key `{key}`"))
             .with_hint(format!("add `{key}:`; docs/spec.md describes every key"));
     }
-    if message.contains("did not match any variant of untagged enum RawParent") {
-        return Diagnostic::new(Code::InvalidValue, location, "`parent` must be a name, or a map from variant to name")
+    if detail.contains("did not match any variant of untagged enum RawParent") {
+        return Diagnostic::new(Code::InvalidValue, location, format!("{path}`parent` must be a name, or a map from variant to name"))
             .with_hint("write `parent: base-notebook`, or `parent: {cpu: debian, gpu: cuda}`");
     }
-    if message.starts_with("invalid type") {
-        let hint = if message.contains("expected a string") {
-            "quote the value (`\"3.10\"`): unquoted, YAML reads it as a number or boolean"
+    if detail.starts_with("invalid type") {
+        let hint = if detail.contains("expected a string") {
+            "write a single value here; quote it (`\"3.10\"`) if it could be read as something else"
         } else {
             "docs/spec.md shows the expected shape of each key"
         };
@@ -150,6 +155,7 @@ impl Validator<'_> {
     fn check(&mut self, raw: RawSpec) -> Spec {
         let dir = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
         let stack = self.stack(&raw);
+        let stack_valid = self.diagnostics.is_empty();
         let variants = self.variants(&raw);
         let variant_names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
         let bases = self.bases(&raw);
@@ -170,7 +176,10 @@ impl Validator<'_> {
             doc_commands: raw.doc_commands,
             changes,
         };
-        self.repositories(&spec);
+        if stack_valid {
+            // Otherwise every image would repeat the stack's own error.
+            self.repositories(&spec);
+        }
         if self.diagnostics.is_empty() {
             self.cycles(&spec);
         }
@@ -315,14 +324,14 @@ impl Validator<'_> {
             if !dir.join(&image_dir).is_dir() {
                 self.error(
                     Code::MissingDirectory,
-                    self.value(&if image.dir.is_some() { key("dir") } else { vec!["images", name] }),
+                    if image.dir.is_some() { self.value(&key("dir")) } else { self.key(&["images", name]) },
                     format!("image `{name}`: the directory {} does not exist", dir.join(&image_dir).display()),
                     format!("create it with a Dockerfile, or set `dir:` to the image's folder under {}", dir.display()),
                 );
             } else if !dir.join(&dockerfile).is_file() {
                 self.error(
                     Code::MissingDockerfile,
-                    self.value(&if image.dockerfile.is_some() { key("dockerfile") } else { vec!["images", name] }),
+                    if image.dockerfile.is_some() { self.value(&key("dockerfile")) } else { self.key(&["images", name]) },
                     format!("image `{name}`: the Dockerfile {} does not exist", dir.join(&dockerfile).display()),
                     "add it, or set `dockerfile:` to its name inside the image's folder".into(),
                 );
