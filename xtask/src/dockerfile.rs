@@ -85,7 +85,10 @@ pub fn instructions(text: &str) -> Vec<Instruction> {
                     args.push_str(without);
                     args.push(' ');
                     // Continue with the next line that is not a comment.
-                    match lines.by_ref().find(|(_, next)| !next.trim_start().starts_with('#')) {
+                    match lines
+                        .by_ref()
+                        .find(|(_, next)| !next.trim_start().starts_with('#'))
+                    {
                         Some((_, next)) => current = next.to_string(),
                         None => break,
                     }
@@ -103,7 +106,12 @@ pub fn instructions(text: &str) -> Vec<Instruction> {
                 }
             }
         }
-        out.push(Instruction { keyword, args: args.trim().to_string(), line: index + 1, column });
+        out.push(Instruction {
+            keyword,
+            args: args.trim().to_string(),
+            line: index + 1,
+            column,
+        });
     }
     out
 }
@@ -166,24 +174,44 @@ fn parse_from(instruction: &Instruction) -> Stage {
     let mut words = words(instruction).filter(|(_, word)| !word.starts_with("--"));
     let (column, text) = words.next().unwrap_or((instruction.column, ""));
     let name = match (words.next(), words.next()) {
-        (Some((_, as_)), Some((_, name))) if as_.eq_ignore_ascii_case("as") => Some(name.to_string()),
+        (Some((_, as_)), Some((_, name))) if as_.eq_ignore_ascii_case("as") => {
+            Some(name.to_string())
+        }
         _ => None,
     };
-    Stage { from: Source { text: text.to_string(), line: instruction.line, column, via: "FROM" }, name }
+    Stage {
+        from: Source {
+            text: text.to_string(),
+            line: instruction.line,
+            column,
+            via: "FROM",
+        },
+        name,
+    }
 }
 
 fn copy_sources(instruction: &Instruction) -> Vec<Source> {
     let mut out = Vec::new();
     for (column, word) in words(instruction).take_while(|(_, word)| word.starts_with("--")) {
         if let Some(from) = word.strip_prefix("--from=") {
-            out.push(Source { text: from.to_string(), line: instruction.line, column: column + 7, via: "COPY --from" });
+            out.push(Source {
+                text: from.to_string(),
+                line: instruction.line,
+                column: column + 7,
+                via: "COPY --from",
+            });
         }
         if let Some(mount) = word.strip_prefix("--mount=") {
             let mut offset = 8;
             for option in mount.split(',') {
                 if let Some(from) = option.strip_prefix("from=") {
                     let column = column + offset + 5;
-                    out.push(Source { text: from.to_string(), line: instruction.line, column, via: "RUN --mount from=" });
+                    out.push(Source {
+                        text: from.to_string(),
+                        line: instruction.line,
+                        column,
+                        via: "RUN --mount from=",
+                    });
                 }
                 offset += option.len() + 1;
             }
@@ -202,7 +230,8 @@ pub fn variable(text: &str) -> Option<&str> {
         }
         None => name,
     };
-    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some(name)
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then_some(name)
 }
 
 /// What the spec says an image's Dockerfile may build on.
@@ -230,20 +259,34 @@ pub fn check(path: &Path, text: &str, expected: &Expected<'_>) -> Vec<Diagnostic
     };
     let allowed = || {
         let mut names = vec![format!("${{{}}}", expected.parent_arg)];
-        names.extend(expected.dependency_args.keys().map(|arg| format!("${{{arg}}}")));
+        names.extend(
+            expected
+                .dependency_args
+                .keys()
+                .map(|arg| format!("${{{arg}}}")),
+        );
         names.join(", ")
     };
     if dockerfile.stages.is_empty() {
         out.push(
-            Diagnostic::new(Code::FromMismatch, Some(Location::file_only(path)), format!("image '{}': the Dockerfile has no FROM", expected.image))
-                .with_hint(format!("start it with `ARG {0}` and `FROM ${{{0}}}`", expected.parent_arg)),
+            Diagnostic::new(
+                Code::FromMismatch,
+                Some(Location::file_only(path)),
+                format!("image '{}': the Dockerfile has no FROM", expected.image),
+            )
+            .with_hint(format!(
+                "start it with `ARG {0}` and `FROM ${{{0}}}`",
+                expected.parent_arg
+            )),
         );
         return out;
     }
     let mut stage_names: Vec<String> = Vec::new();
     let check_source = |source: &Source, stage_names: &[String], out: &mut Vec<Diagnostic>| {
         let lower = source.text.to_ascii_lowercase();
-        if stage_names.contains(&lower) || (source.via != "FROM" && source.text.parse::<usize>().is_ok()) {
+        if stage_names.contains(&lower)
+            || (source.via != "FROM" && source.text.parse::<usize>().is_ok())
+        {
             return;
         }
         if let Some(name) = variable(&source.text) {
@@ -305,12 +348,18 @@ pub fn check(path: &Path, text: &str, expected: &Expected<'_>) -> Vec<Diagnostic
     let mut root = &dockerfile.stages[dockerfile.stages.len() - 1].from;
     for _ in 0..dockerfile.stages.len() {
         let lower = root.text.to_ascii_lowercase();
-        match dockerfile.stages.iter().find(|stage| stage.name.as_deref().map(str::to_ascii_lowercase) == Some(lower.clone())) {
+        match dockerfile
+            .stages
+            .iter()
+            .find(|stage| stage.name.as_deref().map(str::to_ascii_lowercase) == Some(lower.clone()))
+        {
             Some(stage) => root = &stage.from,
             None => break,
         }
     }
-    if variable(&root.text) != Some(expected.parent_arg) && out.iter().all(|d| d.location != at(root)) {
+    if variable(&root.text) != Some(expected.parent_arg)
+        && out.iter().all(|d| d.location != at(root))
+    {
         out.push(
             Diagnostic::new(
                 Code::FromMismatch,
@@ -345,13 +394,19 @@ mod tests {
     fn joins_continuations_and_skips_comments_and_heredocs() {
         let text = "# escape=\\\nARG BASE_IMAGE\nRUN echo a \\\n  # comment\n  && echo b\nRUN <<EOF\nFROM not-an-instruction\nEOF\nfrom ${BASE_IMAGE} as final\n";
         let instructions = instructions(text);
-        let keywords: Vec<_> = instructions.iter().map(|i| (i.keyword.as_str(), i.line)).collect();
+        let keywords: Vec<_> = instructions
+            .iter()
+            .map(|i| (i.keyword.as_str(), i.line))
+            .collect();
         assert_eq!(keywords, [("ARG", 2), ("RUN", 3), ("RUN", 6), ("FROM", 9)]);
         assert_eq!(instructions[1].args, "echo a    && echo b");
         let parsed = parse(text);
         assert_eq!(parsed.stages.len(), 1);
         assert_eq!(parsed.stages[0].name.as_deref(), Some("final"));
-        assert_eq!((parsed.stages[0].from.line, parsed.stages[0].from.column), (9, 6));
+        assert_eq!(
+            (parsed.stages[0].from.line, parsed.stages[0].from.column),
+            (9, 6)
+        );
     }
 
     #[rstest]
@@ -364,18 +419,50 @@ mod tests {
 
     #[rstest]
     #[case::literal_from("FROM debian:bookworm\n", 1, 6, "FROM debian:bookworm names an image the spec does not declare; images/spec.yml:9:13 declares its parent as 'base'")]
-    #[case::unknown_arg("ARG OTHER\nFROM ${OTHER}\n", 2, 6, "FROM ${OTHER} is neither the parent argument nor a dependency's")]
-    #[case::undeclared_arg("FROM ${BASE_IMAGE}\n", 1, 6, "uses ${BASE_IMAGE}, which is not declared before the first FROM")]
+    #[case::unknown_arg(
+        "ARG OTHER\nFROM ${OTHER}\n",
+        2,
+        6,
+        "FROM ${OTHER} is neither the parent argument nor a dependency's"
+    )]
+    #[case::undeclared_arg(
+        "FROM ${BASE_IMAGE}\n",
+        1,
+        6,
+        "uses ${BASE_IMAGE}, which is not declared before the first FROM"
+    )]
     #[case::final_not_parent("ARG BASE_IMAGE\nARG TOOLS_IMAGE\nFROM ${BASE_IMAGE} AS a\nFROM ${TOOLS_IMAGE}\n", 4, 6, "the final stage is built FROM ${TOOLS_IMAGE}, but images/spec.yml:9:13 declares its parent as 'base'")]
-    #[case::copy_from_literal("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY --from=busybox:1 /bin/sh /sh\n", 3, 13, "COPY --from busybox:1 names an image the spec does not declare")]
-    #[case::mount_from_literal("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN --mount=type=bind,from=alpine,target=/a true\n", 3, 28, "RUN --mount from= alpine names an image")]
-    fn refuses(#[case] text: &str, #[case] line: usize, #[case] column: usize, #[case] message: &str) {
+    #[case::copy_from_literal(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY --from=busybox:1 /bin/sh /sh\n",
+        3,
+        13,
+        "COPY --from busybox:1 names an image the spec does not declare"
+    )]
+    #[case::mount_from_literal(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN --mount=type=bind,from=alpine,target=/a true\n",
+        3,
+        28,
+        "RUN --mount from= alpine names an image"
+    )]
+    fn refuses(
+        #[case] text: &str,
+        #[case] line: usize,
+        #[case] column: usize,
+        #[case] message: &str,
+    ) {
         let diagnostics = check(Path::new("images/child/Dockerfile"), text, &expected());
         assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
         let diagnostic = &diagnostics[0];
         assert_eq!(diagnostic.code, Code::FromMismatch);
-        assert_eq!(diagnostic.location, Some(Location::new("images/child/Dockerfile", line, column)));
-        assert!(diagnostic.message.contains(message), "{}", diagnostic.message);
+        assert_eq!(
+            diagnostic.location,
+            Some(Location::new("images/child/Dockerfile", line, column))
+        );
+        assert!(
+            diagnostic.message.contains(message),
+            "{}",
+            diagnostic.message
+        );
         assert!(diagnostic.hint.is_some());
     }
 

@@ -82,27 +82,49 @@ impl Repo {
     /// Everything changed since the merge base of `reference` and HEAD.
     pub fn changes_since(&self, reference: &str) -> Result<ChangeSet, GitError> {
         let commit = format!("{reference}^{{commit}}");
-        if self.git(&["rev-parse", "--verify", "--quiet", &commit]).is_err() {
+        if self
+            .git(&["rev-parse", "--verify", "--quiet", &commit])
+            .is_err()
+        {
             let hint = if reference.contains('/') {
-                format!("; if it is a remote branch, fetch it first (`git fetch {}`)", reference.split('/').next().unwrap_or("origin"))
+                format!(
+                    "; if it is a remote branch, fetch it first (`git fetch {}`)",
+                    reference.split('/').next().unwrap_or("origin")
+                )
             } else {
                 String::new()
             };
-            return Err(GitError::UnknownRef { reference: reference.to_string(), hint });
+            return Err(GitError::UnknownRef {
+                reference: reference.to_string(),
+                hint,
+            });
         }
         let merge_base = self
             .git(&["merge-base", reference, "HEAD"])
-            .map_err(|_| GitError::NoMergeBase { reference: reference.to_string() })?
+            .map_err(|_| GitError::NoMergeBase {
+                reference: reference.to_string(),
+            })?
             .trim()
             .to_string();
         let mut files = BTreeSet::new();
-        let tracked = self.git(&["diff", "--name-only", "--no-renames", "-z", &merge_base, "--"])?;
+        let tracked = self.git(&[
+            "diff",
+            "--name-only",
+            "--no-renames",
+            "-z",
+            &merge_base,
+            "--",
+        ])?;
         let untracked = self.git(&["ls-files", "--others", "--exclude-standard", "-z"])?;
         for path in tracked.split('\0').chain(untracked.split('\0')) {
             if !path.is_empty() {
                 files.insert(path.to_string());
             }
         }
-        Ok(ChangeSet { since: reference.to_string(), merge_base, files })
+        Ok(ChangeSet {
+            since: reference.to_string(),
+            merge_base,
+            files,
+        })
     }
 }

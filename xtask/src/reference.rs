@@ -30,7 +30,9 @@ fn is_domain(text: &str) -> bool {
             !bytes.is_empty()
                 && bytes[0].is_ascii_alphanumeric()
                 && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-                && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
         })
 }
 
@@ -44,21 +46,33 @@ fn is_path_component(text: &str) -> bool {
     bytes
         .split(alnum)
         .filter(|separator| !separator.is_empty())
-        .all(|separator| matches!(separator, b"." | b"_" | b"__") || separator.iter().all(|b| *b == b'-'))
+        .all(|separator| {
+            matches!(separator, b"." | b"_" | b"__") || separator.iter().all(|b| *b == b'-')
+        })
 }
 
 /// `[\w][\w.-]{0,127}` with `\w` = `[A-Za-z0-9_]`.
 fn is_tag(text: &str) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let bytes = text.as_bytes();
-    !bytes.is_empty() && bytes.len() <= 128 && word(bytes[0]) && bytes.iter().all(|b| word(*b) || *b == b'.' || *b == b'-')
+    !bytes.is_empty()
+        && bytes.len() <= 128
+        && word(bytes[0])
+        && bytes.iter().all(|b| word(*b) || *b == b'.' || *b == b'-')
 }
 
 /// `[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}`
 fn is_digest(text: &str) -> bool {
-    let Some((algorithm, hex)) = text.split_once(':') else { return false };
-    let component_ok = |c: &str| c.as_bytes().first().is_some_and(u8::is_ascii_alphabetic) && c.bytes().all(|b| b.is_ascii_alphanumeric());
-    algorithm.split(['-', '_', '+', '.']).all(component_ok) && hex.len() >= 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    let Some((algorithm, hex)) = text.split_once(':') else {
+        return false;
+    };
+    let component_ok = |c: &str| {
+        c.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+            && c.bytes().all(|b| b.is_ascii_alphanumeric())
+    };
+    algorithm.split(['-', '_', '+', '.']).all(component_ok)
+        && hex.len() >= 32
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// A parsed image reference.
@@ -111,7 +125,9 @@ pub fn parse(text: &str) -> Result<Reference, ReferenceError> {
     let (rest, digest) = match text.split_once('@') {
         Some((rest, digest)) => {
             if !is_digest(digest) {
-                return err(format!("`{digest}` is not a digest (expected `sha256:` and at least 32 hex digits)"));
+                return err(format!(
+                    "`{digest}` is not a digest (expected `sha256:` and at least 32 hex digits)"
+                ));
             }
             (rest, Some(digest.to_string()))
         }
@@ -127,10 +143,17 @@ pub fn parse(text: &str) -> Result<Reference, ReferenceError> {
         check_tag(tag).or_else(err)?;
     }
     if name.len() > NAME_TOTAL_LENGTH_MAX {
-        return err(format!("the repository name is {} characters long; the limit is {NAME_TOTAL_LENGTH_MAX}", name.len()));
+        return err(format!(
+            "the repository name is {} characters long; the limit is {NAME_TOTAL_LENGTH_MAX}",
+            name.len()
+        ));
     }
     let (domain, path) = match name.split_once('/') {
-        Some((first, path)) if first.contains(['.', ':']) || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) => {
+        Some((first, path))
+            if first.contains(['.', ':'])
+                || first == "localhost"
+                || first.chars().any(|c| c.is_ascii_uppercase()) =>
+        {
             if !is_domain(first) {
                 return err(format!("`{first}` is not a valid registry host"));
             }
@@ -144,7 +167,12 @@ pub fn parse(text: &str) -> Result<Reference, ReferenceError> {
     for component in path.split('/') {
         check_path_component(component).or_else(err)?;
     }
-    Ok(Reference { domain, path: path.to_string(), tag: tag.map(str::to_string), digest })
+    Ok(Reference {
+        domain,
+        path: path.to_string(),
+        tag: tag.map(str::to_string),
+        digest,
+    })
 }
 
 /// Checks one `/`-separated part of a repository name.
@@ -155,7 +183,9 @@ pub fn check_path_component(component: &str) -> Result<(), String> {
     if component.is_empty() {
         Err("the repository name has an empty part (`//` or a trailing `/`)".into())
     } else if component.chars().any(|c| c.is_ascii_uppercase()) {
-        Err(format!("`{component}` has uppercase letters; repository names must be lowercase"))
+        Err(format!(
+            "`{component}` has uppercase letters; repository names must be lowercase"
+        ))
     } else {
         Err(format!(
             "`{component}` is not a valid repository name part: use lowercase letters and digits, separated by `.`, `_`, `__` or dashes, not at either end"
@@ -168,7 +198,10 @@ pub fn check_tag(tag: &str) -> Result<(), String> {
     if is_tag(tag) {
         Ok(())
     } else if tag.len() > 128 {
-        Err(format!("the tag `{tag}` is {} characters long; the limit is 128", tag.len()))
+        Err(format!(
+            "the tag `{tag}` is {} characters long; the limit is 128",
+            tag.len()
+        ))
     } else {
         Err(format!("`{tag}` is not a valid tag: use letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"))
     }
@@ -182,11 +215,36 @@ mod tests {
     #[rstest]
     #[case("debian", None, "debian", None)]
     #[case("debian:bookworm-slim", None, "debian", Some("bookworm-slim"))]
-    #[case("ghcr.io/org/base-notebook:2026.11", Some("ghcr.io"), "org/base-notebook", Some("2026.11"))]
-    #[case("localhost:5000/stack/a_b__c", Some("localhost:5000"), "stack/a_b__c", None)]
-    #[case("localhost/debian:bookworm", Some("localhost"), "debian", Some("bookworm"))]
-    #[case("quay.io/jupyter/scipy-notebook:python-3.11", Some("quay.io"), "jupyter/scipy-notebook", Some("python-3.11"))]
-    fn accepts(#[case] text: &str, #[case] domain: Option<&str>, #[case] path: &str, #[case] tag: Option<&str>) {
+    #[case(
+        "ghcr.io/org/base-notebook:2026.11",
+        Some("ghcr.io"),
+        "org/base-notebook",
+        Some("2026.11")
+    )]
+    #[case(
+        "localhost:5000/stack/a_b__c",
+        Some("localhost:5000"),
+        "stack/a_b__c",
+        None
+    )]
+    #[case(
+        "localhost/debian:bookworm",
+        Some("localhost"),
+        "debian",
+        Some("bookworm")
+    )]
+    #[case(
+        "quay.io/jupyter/scipy-notebook:python-3.11",
+        Some("quay.io"),
+        "jupyter/scipy-notebook",
+        Some("python-3.11")
+    )]
+    fn accepts(
+        #[case] text: &str,
+        #[case] domain: Option<&str>,
+        #[case] path: &str,
+        #[case] tag: Option<&str>,
+    ) {
         let reference = parse(text).unwrap();
         assert_eq!(reference.domain.as_deref(), domain);
         assert_eq!(reference.path, path);
@@ -197,7 +255,10 @@ mod tests {
     #[test]
     fn accepts_a_digest() {
         let text = format!("debian@sha256:{}", "a".repeat(64));
-        assert_eq!(parse(&text).unwrap().digest.unwrap(), format!("sha256:{}", "a".repeat(64)));
+        assert_eq!(
+            parse(&text).unwrap().digest.unwrap(),
+            format!("sha256:{}", "a".repeat(64))
+        );
     }
 
     #[rstest]
@@ -237,7 +298,13 @@ mod tests {
 
     #[test]
     fn refuses_long_names_and_tags() {
-        assert!(parse(&"a".repeat(256)).unwrap_err().0.contains("limit is 255"));
-        assert!(parse(&format!("a:{}", "t".repeat(129))).unwrap_err().0.contains("limit is 128"));
+        assert!(parse(&"a".repeat(256))
+            .unwrap_err()
+            .0
+            .contains("limit is 255"));
+        assert!(parse(&format!("a:{}", "t".repeat(129)))
+            .unwrap_err()
+            .0
+            .contains("limit is 128"));
     }
 }

@@ -17,7 +17,13 @@ use crate::spec::Spec;
 
 /// Build, test, tag and document a stack of container images declared in `images/spec.yml`.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about, max_term_width = 100)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    version,
+    about,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// The stack's spec file [default: images/spec.yml in this repository]
     #[arg(long, global = true, value_name = "PATH")]
@@ -66,12 +72,17 @@ impl ExitCode {
 
 /// The repository this xtask belongs to.
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 impl Cli {
     pub fn spec_path(&self) -> PathBuf {
-        self.spec.clone().unwrap_or_else(|| project_root().join("images").join("spec.yml"))
+        self.spec
+            .clone()
+            .unwrap_or_else(|| project_root().join("images").join("spec.yml"))
     }
 
     pub fn load_spec(&self) -> Result<Spec, Diagnostics> {

@@ -149,8 +149,16 @@ impl Spec {
 
     /// The build argument that carries dependency `name` into a build: `<NAME>_IMAGE`.
     pub fn dependency_arg(name: &str) -> String {
-        let mut arg: String =
-            name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+        let mut arg: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         arg.push_str("_IMAGE");
         arg
     }

@@ -20,7 +20,9 @@ pub type BuildArgs = BTreeMap<String, String>;
 pub const DUPLICATE_KEY: &str = "duplicate key";
 
 /// A mapping whose keys must be unique (YAML parsers keep the last of two equal keys silently).
-fn unique<'de, D: Deserializer<'de>, V: Deserialize<'de>>(deserializer: D) -> Result<IndexMap<String, V>, D::Error> {
+fn unique<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<IndexMap<String, V>, D::Error> {
     struct Unique<V>(PhantomData<V>);
     impl<'de, V: Deserialize<'de>> Visitor<'de> for Unique<V> {
         type Value = IndexMap<String, V>;
