@@ -18,20 +18,12 @@ pub struct Location {
 
 impl Location {
     pub fn new(file: impl Into<PathBuf>, line: usize, column: usize) -> Self {
-        Location {
-            file: file.into(),
-            line,
-            column,
-        }
+        Location { file: file.into(), line, column }
     }
 
     /// The location without its line and column, for errors about a whole file.
     pub fn file_only(file: impl Into<PathBuf>) -> Self {
-        Location {
-            file: file.into(),
-            line: 0,
-            column: 0,
-        }
+        Location { file: file.into(), line: 0, column: 0 }
     }
 }
 
@@ -100,12 +92,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(code: Code, location: Option<Location>, message: impl Into<String>) -> Self {
-        Diagnostic {
-            code,
-            location,
-            message: message.into(),
-            hint: None,
-        }
+        Diagnostic { code, location, message: message.into(), hint: None }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -159,10 +146,7 @@ impl fmt::Display for Diagnostics {
 impl std::error::Error for Diagnostics {}
 
 /// The closest of `candidates` to `word`, when it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|candidate| (strsim::jaro_winkler(word, candidate), candidate))
@@ -173,7 +157,5 @@ pub fn did_you_mean<'a>(
 
 /// `path` relative to `base` when it lies under it, for shorter messages.
 pub fn display_path(path: &Path, base: &Path) -> PathBuf {
-    path.strip_prefix(base)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|_| path.to_path_buf())
+    path.strip_prefix(base).map(Path::to_path_buf).unwrap_or_else(|_| path.to_path_buf())
 }

@@ -85,10 +85,7 @@ pub fn instructions(text: &str) -> Vec<Instruction> {
                     args.push_str(without);
                     args.push(' ');
                     // Continue with the next line that is not a comment.
-                    match lines
-                        .by_ref()
-                        .find(|(_, next)| !next.trim_start().starts_with('#'))
-                    {
+                    match lines.by_ref().find(|(_, next)| !next.trim_start().starts_with('#')) {
                         Some((_, next)) => current = next.to_string(),
                         None => break,
                     }
@@ -106,12 +103,7 @@ pub fn instructions(text: &str) -> Vec<Instruction> {
                 }
             }
         }
-        out.push(Instruction {
-            keyword,
-            args: args.trim().to_string(),
-            line: index + 1,
-            column,
-        });
+        out.push(Instruction { keyword, args: args.trim().to_string(), line: index + 1, column });
     }
     out
 }
@@ -174,32 +166,17 @@ fn parse_from(instruction: &Instruction) -> Stage {
     let mut words = words(instruction).filter(|(_, word)| !word.starts_with("--"));
     let (column, text) = words.next().unwrap_or((instruction.column, ""));
     let name = match (words.next(), words.next()) {
-        (Some((_, as_)), Some((_, name))) if as_.eq_ignore_ascii_case("as") => {
-            Some(name.to_string())
-        }
+        (Some((_, as_)), Some((_, name))) if as_.eq_ignore_ascii_case("as") => Some(name.to_string()),
         _ => None,
     };
-    Stage {
-        from: Source {
-            text: text.to_string(),
-            line: instruction.line,
-            column,
-            via: "FROM",
-        },
-        name,
-    }
+    Stage { from: Source { text: text.to_string(), line: instruction.line, column, via: "FROM" }, name }
 }
 
 fn copy_sources(instruction: &Instruction) -> Vec<Source> {
     let mut out = Vec::new();
     for (column, word) in words(instruction).take_while(|(_, word)| word.starts_with("--")) {
         if let Some(from) = word.strip_prefix("--from=") {
-            out.push(Source {
-                text: from.to_string(),
-                line: instruction.line,
-                column: column + 7,
-                via: "COPY --from",
-            });
+            out.push(Source { text: from.to_string(), line: instruction.line, column: column + 7, via: "COPY --from" });
         }
         if let Some(mount) = word.strip_prefix("--mount=") {
             let mut offset = 8;
@@ -230,8 +207,7 @@ pub fn variable(text: &str) -> Option<&str> {
         }
         None => name,
     };
-    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        .then_some(name)
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some(name)
 }
 
 /// What the spec says an image's Dockerfile may build on.
@@ -259,12 +235,7 @@ pub fn check(path: &Path, text: &str, expected: &Expected<'_>) -> Vec<Diagnostic
     };
     let allowed = || {
         let mut names = vec![format!("${{{}}}", expected.parent_arg)];
-        names.extend(
-            expected
-                .dependency_args
-                .keys()
-                .map(|arg| format!("${{{arg}}}")),
-        );
+        names.extend(expected.dependency_args.keys().map(|arg| format!("${{{arg}}}")));
         names.join(", ")
     };
     if dockerfile.stages.is_empty() {
@@ -274,19 +245,14 @@ pub fn check(path: &Path, text: &str, expected: &Expected<'_>) -> Vec<Diagnostic
                 Some(Location::file_only(path)),
                 format!("image '{}': the Dockerfile has no FROM", expected.image),
             )
-            .with_hint(format!(
-                "start it with `ARG {0}` and `FROM ${{{0}}}`",
-                expected.parent_arg
-            )),
+            .with_hint(format!("start it with `ARG {0}` and `FROM ${{{0}}}`", expected.parent_arg)),
         );
         return out;
     }
     let mut stage_names: Vec<String> = Vec::new();
     let check_source = |source: &Source, stage_names: &[String], out: &mut Vec<Diagnostic>| {
         let lower = source.text.to_ascii_lowercase();
-        if stage_names.contains(&lower)
-            || (source.via != "FROM" && source.text.parse::<usize>().is_ok())
-        {
+        if stage_names.contains(&lower) || (source.via != "FROM" && source.text.parse::<usize>().is_ok()) {
             return;
         }
         if let Some(name) = variable(&source.text) {
@@ -310,7 +276,10 @@ pub fn check(path: &Path, text: &str, expected: &Expected<'_>) -> Vec<Diagnostic
                     Diagnostic::new(
                         Code::FromMismatch,
                         at(source),
-                        format!("image '{}': {} uses ${{{name}}}, which is not declared before the first FROM", expected.image, source.via),
+                        format!(
+                            "image '{}': {} uses ${{{name}}}, which is not declared before the first FROM",
+                            expected.image, source.via
+                        ),
                     )
                     .with_hint(format!("add `ARG {name}` at the top of the Dockerfile, before the first FROM")),
                 );
@@ -357,9 +326,7 @@ pub fn check(path: &Path, text: &str, expected: &Expected<'_>) -> Vec<Diagnostic
             None => break,
         }
     }
-    if variable(&root.text) != Some(expected.parent_arg)
-        && out.iter().all(|d| d.location != at(root))
-    {
+    if variable(&root.text) != Some(expected.parent_arg) && out.iter().all(|d| d.location != at(root)) {
         out.push(
             Diagnostic::new(
                 Code::FromMismatch,
@@ -394,19 +361,13 @@ mod tests {
     fn joins_continuations_and_skips_comments_and_heredocs() {
         let text = "# escape=\\\nARG BASE_IMAGE\nRUN echo a \\\n  # comment\n  && echo b\nRUN <<EOF\nFROM not-an-instruction\nEOF\nfrom ${BASE_IMAGE} as final\n";
         let instructions = instructions(text);
-        let keywords: Vec<_> = instructions
-            .iter()
-            .map(|i| (i.keyword.as_str(), i.line))
-            .collect();
+        let keywords: Vec<_> = instructions.iter().map(|i| (i.keyword.as_str(), i.line)).collect();
         assert_eq!(keywords, [("ARG", 2), ("RUN", 3), ("RUN", 6), ("FROM", 9)]);
         assert_eq!(instructions[1].args, "echo a    && echo b");
         let parsed = parse(text);
         assert_eq!(parsed.stages.len(), 1);
         assert_eq!(parsed.stages[0].name.as_deref(), Some("final"));
-        assert_eq!(
-            (parsed.stages[0].from.line, parsed.stages[0].from.column),
-            (9, 6)
-        );
+        assert_eq!((parsed.stages[0].from.line, parsed.stages[0].from.column), (9, 6));
     }
 
     #[rstest]
@@ -431,7 +392,12 @@ mod tests {
         6,
         "uses ${BASE_IMAGE}, which is not declared before the first FROM"
     )]
-    #[case::final_not_parent("ARG BASE_IMAGE\nARG TOOLS_IMAGE\nFROM ${BASE_IMAGE} AS a\nFROM ${TOOLS_IMAGE}\n", 4, 6, "the final stage is built FROM ${TOOLS_IMAGE}, but images/spec.yml:9:13 declares its parent as 'base'")]
+    #[case::final_not_parent(
+        "ARG BASE_IMAGE\nARG TOOLS_IMAGE\nFROM ${BASE_IMAGE} AS a\nFROM ${TOOLS_IMAGE}\n",
+        4,
+        6,
+        "the final stage is built FROM ${TOOLS_IMAGE}, but images/spec.yml:9:13 declares its parent as 'base'"
+    )]
     #[case::copy_from_literal(
         "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY --from=busybox:1 /bin/sh /sh\n",
         3,
@@ -444,25 +410,13 @@ mod tests {
         28,
         "RUN --mount from= alpine names an image"
     )]
-    fn refuses(
-        #[case] text: &str,
-        #[case] line: usize,
-        #[case] column: usize,
-        #[case] message: &str,
-    ) {
+    fn refuses(#[case] text: &str, #[case] line: usize, #[case] column: usize, #[case] message: &str) {
         let diagnostics = check(Path::new("images/child/Dockerfile"), text, &expected());
         assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
         let diagnostic = &diagnostics[0];
         assert_eq!(diagnostic.code, Code::FromMismatch);
-        assert_eq!(
-            diagnostic.location,
-            Some(Location::new("images/child/Dockerfile", line, column))
-        );
-        assert!(
-            diagnostic.message.contains(message),
-            "{}",
-            diagnostic.message
-        );
+        assert_eq!(diagnostic.location, Some(Location::new("images/child/Dockerfile", line, column)));
+        assert!(diagnostic.message.contains(message), "{}", diagnostic.message);
         assert!(diagnostic.hint.is_some());
     }
 

@@ -79,13 +79,29 @@ impl Repo {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// The commit checked out, with `-dirty` when the work tree has uncommitted changes.
+    pub fn revision(&self) -> Option<String> {
+        let head = self.git(&["rev-parse", "HEAD"]).ok()?.trim().to_string();
+        let clean = self.git(&["status", "--porcelain", "--untracked-files=no"]).ok()?.trim().is_empty();
+        Some(if clean { head } else { format!("{head}-dirty") })
+    }
+
+    /// Where the repository comes from (`remote.origin.url`), credentials removed.
+    pub fn source(&self) -> Option<String> {
+        let url = self.git(&["config", "--get", "remote.origin.url"]).ok()?.trim().to_string();
+        let url = match (url.find("://"), url.find('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+            }
+            _ => url,
+        };
+        (!url.is_empty()).then_some(url)
+    }
+
     /// Everything changed since the merge base of `reference` and HEAD.
     pub fn changes_since(&self, reference: &str) -> Result<ChangeSet, GitError> {
         let commit = format!("{reference}^{{commit}}");
-        if self
-            .git(&["rev-parse", "--verify", "--quiet", &commit])
-            .is_err()
-        {
+        if self.git(&["rev-parse", "--verify", "--quiet", &commit]).is_err() {
             let hint = if reference.contains('/') {
                 format!(
                     "; if it is a remote branch, fetch it first (`git fetch {}`)",
@@ -94,37 +110,21 @@ impl Repo {
             } else {
                 String::new()
             };
-            return Err(GitError::UnknownRef {
-                reference: reference.to_string(),
-                hint,
-            });
+            return Err(GitError::UnknownRef { reference: reference.to_string(), hint });
         }
         let merge_base = self
             .git(&["merge-base", reference, "HEAD"])
-            .map_err(|_| GitError::NoMergeBase {
-                reference: reference.to_string(),
-            })?
+            .map_err(|_| GitError::NoMergeBase { reference: reference.to_string() })?
             .trim()
             .to_string();
         let mut files = BTreeSet::new();
-        let tracked = self.git(&[
-            "diff",
-            "--name-only",
-            "--no-renames",
-            "-z",
-            &merge_base,
-            "--",
-        ])?;
+        let tracked = self.git(&["diff", "--name-only", "--no-renames", "-z", &merge_base, "--"])?;
         let untracked = self.git(&["ls-files", "--others", "--exclude-standard", "-z"])?;
         for path in tracked.split('\0').chain(untracked.split('\0')) {
             if !path.is_empty() {
                 files.insert(path.to_string());
             }
         }
-        Ok(ChangeSet {
-            since: reference.to_string(),
-            merge_base,
-            files,
-        })
+        Ok(ChangeSet { since: reference.to_string(), merge_base, files })
     }
 }

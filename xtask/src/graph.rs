@@ -26,16 +26,8 @@ pub struct NodeId {
 
 impl NodeId {
     pub fn new(spec: &Spec, image: &str, variant: &str) -> NodeId {
-        let name = if variant == spec.default_variant() {
-            image.to_string()
-        } else {
-            format!("{image}@{variant}")
-        };
-        NodeId {
-            image: image.to_string(),
-            variant: variant.to_string(),
-            name,
-        }
+        let name = if variant == spec.default_variant() { image.to_string() } else { format!("{image}@{variant}") };
+        NodeId { image: image.to_string(), variant: variant.to_string(), name }
     }
 }
 
@@ -71,56 +63,26 @@ impl ImageGraph {
         let mut graph = DiGraph::new();
         let mut index = HashMap::new();
         for variant in &spec.variants {
-            for image in spec
-                .images
-                .values()
-                .filter(|image| image.variants.contains(&variant.name))
-            {
+            for image in spec.images.values().filter(|image| image.variants.contains(&variant.name)) {
                 let id = NodeId::new(spec, &image.name, &variant.name);
                 index.insert(id.clone(), graph.add_node(id));
             }
         }
         for variant in &spec.variants {
-            for image in spec
-                .images
-                .values()
-                .filter(|image| image.variants.contains(&variant.name))
-            {
+            for image in spec.images.values().filter(|image| image.variants.contains(&variant.name)) {
                 let to = index[&NodeId::new(spec, &image.name, &variant.name)];
                 if let Some(Parent::Image(parent)) = image.parents.get(&variant.name) {
-                    graph.add_edge(
-                        index[&NodeId::new(spec, parent, &variant.name)],
-                        to,
-                        EdgeKind::Parent,
-                    );
+                    graph.add_edge(index[&NodeId::new(spec, parent, &variant.name)], to, EdgeKind::Parent);
                 }
-                for dependency in image
-                    .depends_on
-                    .iter()
-                    .filter(|name| spec.images.contains_key(*name))
-                {
-                    graph.add_edge(
-                        index[&NodeId::new(spec, dependency, &variant.name)],
-                        to,
-                        EdgeKind::Dependency,
-                    );
+                for dependency in image.depends_on.iter().filter(|name| spec.images.contains_key(*name)) {
+                    graph.add_edge(index[&NodeId::new(spec, dependency, &variant.name)], to, EdgeKind::Dependency);
                 }
             }
         }
         let all: Vec<NodeIndex> = graph.node_indices().collect();
         let (order, level) = levels_of(&graph, &all);
-        let position = order
-            .iter()
-            .enumerate()
-            .map(|(i, index)| (*index, i))
-            .collect();
-        ImageGraph {
-            graph,
-            index,
-            order,
-            position,
-            level,
-        }
+        let position = order.iter().enumerate().map(|(i, index)| (*index, i)).collect();
+        ImageGraph { graph, index, order, position, level }
     }
 
     pub fn get(&self, id: &NodeId) -> Option<NodeIndex> {
@@ -160,11 +122,7 @@ impl ImageGraph {
             .graph
             .edges_directed(index, direction)
             .map(|edge| {
-                let other = if direction == Direction::Incoming {
-                    edge.source()
-                } else {
-                    edge.target()
-                };
+                let other = if direction == Direction::Incoming { edge.source() } else { edge.target() };
                 (&self.graph[other], *edge.weight())
             })
             .collect();
@@ -199,22 +157,14 @@ impl ImageGraph {
                 }
             }
         }
-        self.order
-            .iter()
-            .filter(|index| seen.contains(index))
-            .map(|index| &self.graph[*index])
-            .collect()
+        self.order.iter().filter(|index| seen.contains(index)).map(|index| &self.graph[*index]).collect()
     }
 
     /// Groups `selected` into levels: a node's level is one more than that of its deepest
     /// dependency that is also selected. Nodes of one level can build at the same time.
     pub fn levels(&self, selected: &BTreeSet<NodeId>) -> Vec<Vec<&NodeId>> {
-        let indices: Vec<NodeIndex> = self
-            .order
-            .iter()
-            .copied()
-            .filter(|i| selected.contains(&self.graph[*i]))
-            .collect();
+        let indices: Vec<NodeIndex> =
+            self.order.iter().copied().filter(|i| selected.contains(&self.graph[*i])).collect();
         let (order, level) = levels_of(&self.graph, &indices);
         let mut out: Vec<Vec<&NodeId>> = Vec::new();
         for index in order {
@@ -230,10 +180,7 @@ impl ImageGraph {
 
 /// Levels of `nodes` within `graph` (edges to nodes outside `nodes` are ignored), and the nodes
 /// sorted by level, keeping their given order within a level. The graph must be acyclic.
-fn levels_of(
-    graph: &DiGraph<NodeId, EdgeKind>,
-    nodes: &[NodeIndex],
-) -> (Vec<NodeIndex>, HashMap<NodeIndex, usize>) {
+fn levels_of(graph: &DiGraph<NodeId, EdgeKind>, nodes: &[NodeIndex]) -> (Vec<NodeIndex>, HashMap<NodeIndex, usize>) {
     let member: BTreeSet<NodeIndex> = nodes.iter().copied().collect();
     let mut level: HashMap<NodeIndex, usize> = HashMap::new();
     let mut remaining: Vec<NodeIndex> = nodes.to_vec();
@@ -241,10 +188,8 @@ fn levels_of(
     while !remaining.is_empty() {
         let before = remaining.len();
         remaining.retain(|index| {
-            let deps: Vec<NodeIndex> = graph
-                .neighbors_directed(*index, Direction::Incoming)
-                .filter(|d| member.contains(d))
-                .collect();
+            let deps: Vec<NodeIndex> =
+                graph.neighbors_directed(*index, Direction::Incoming).filter(|d| member.contains(d)).collect();
             if deps.iter().all(|d| level.contains_key(d)) {
                 let depth = deps.iter().map(|d| level[d] + 1).max().unwrap_or(0);
                 level.insert(*index, depth);
@@ -253,10 +198,7 @@ fn levels_of(
                 true
             }
         });
-        assert!(
-            remaining.len() < before,
-            "the image graph has a cycle; validation should have refused it"
-        );
+        assert!(remaining.len() < before, "the image graph has a cycle; validation should have refused it");
     }
     let mut order: Vec<NodeIndex> = nodes.to_vec();
     order.sort_by_key(|index| level[index]);
@@ -269,10 +211,7 @@ fn levels_of(
 pub fn find_cycle(edges: &[(String, String)]) -> Option<Vec<String>> {
     let mut graph: DiGraph<&str, ()> = DiGraph::new();
     let mut index: HashMap<&str, NodeIndex> = HashMap::new();
-    let mut names: Vec<&str> = edges
-        .iter()
-        .flat_map(|(a, b)| [a.as_str(), b.as_str()])
-        .collect();
+    let mut names: Vec<&str> = edges.iter().flat_map(|(a, b)| [a.as_str(), b.as_str()]).collect();
     names.sort();
     names.dedup();
     for name in names {
@@ -302,10 +241,7 @@ pub fn find_cycle(edges: &[(String, String)]) -> Option<Vec<String>> {
         visited: &mut BTreeSet<NodeIndex>,
     ) -> bool {
         let here = *path.last().expect("path starts non-empty");
-        let mut next: Vec<NodeIndex> = graph
-            .neighbors(here)
-            .filter(|n| component.contains(n))
-            .collect();
+        let mut next: Vec<NodeIndex> = graph.neighbors(here).filter(|n| component.contains(n)).collect();
         next.sort_by_key(|i| graph[*i]);
         next.dedup();
         for n in next {
@@ -333,9 +269,7 @@ mod tests {
     use rstest::rstest;
 
     fn edges(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 
     #[rstest]

@@ -1,12 +1,18 @@
 //! The library behind `cargo xtask`: the image spec, the graph, change detection and planning
 //! (a pure core), and the renderers and commands built on them.
 
+pub mod bases;
+pub mod build;
 pub mod cli;
+pub mod context;
 pub mod diagnostic;
 pub mod dockerfile;
+pub mod engine;
 pub mod git;
 pub mod graph;
 pub mod plan;
 pub mod reference;
 pub mod render;
+pub mod report;
+pub mod scheduler;
 pub mod spec;

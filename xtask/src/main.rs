@@ -1,4 +1,5 @@
-//! `cargo xtask`: parses the command line and dispatches; everything else is in the library.
+//! `cargo xtask`: parses the command line, creates the one async runtime, and dispatches;
+//! everything else is in the library.
 
 use std::io::Write;
 use std::process::ExitCode as ProcessExitCode;
@@ -10,7 +11,14 @@ fn main() -> ProcessExitCode {
     let cli = Cli::parse();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let result = cli.run(&mut out);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ProcessExitCode::from(ExitCode::Failure as u8);
+        }
+    };
+    let result = runtime.block_on(cli.run(&mut out));
     let _ = out.flush();
     match result {
         Ok(()) => ProcessExitCode::SUCCESS,

@@ -42,11 +42,7 @@ pub enum Selection {
 pub enum Scope {
     All,
     Requested,
-    Since {
-        since: String,
-        merge_base: String,
-        changed_files: usize,
-    },
+    Since { since: String, merge_base: String, changed_files: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,10 +85,7 @@ pub enum Reason {
 impl Reason {
     /// Whether this reason needs a build (as opposed to a re-test of the existing image).
     pub fn rebuilds(&self) -> bool {
-        !matches!(
-            self,
-            Reason::TestsChanged { .. } | Reason::ParentTestsChanged { .. }
-        )
+        !matches!(self, Reason::TestsChanged { .. } | Reason::ParentTestsChanged { .. })
     }
 
     /// The stable name used in JSON output.
@@ -170,26 +163,17 @@ pub struct BuildPlan {
 
 impl BuildPlan {
     pub fn to_build(&self) -> impl Iterator<Item = &PlannedImage> {
-        self.images
-            .iter()
-            .filter(|image| image.action == Action::Build)
+        self.images.iter().filter(|image| image.action == Action::Build)
     }
 
     pub fn to_test(&self) -> impl Iterator<Item = &PlannedImage> {
-        self.images
-            .iter()
-            .filter(|image| image.action == Action::Test)
+        self.images.iter().filter(|image| image.action == Action::Test)
     }
 }
 
 /// Plans a build. `spec_dir` is the spec's directory relative to the repository root (`images`),
 /// used to match changed files to image folders.
-pub fn plan(
-    spec: &Spec,
-    graph: &ImageGraph,
-    request: &PlanRequest,
-    spec_dir: &str,
-) -> Result<BuildPlan, Diagnostics> {
+pub fn plan(spec: &Spec, graph: &ImageGraph, request: &PlanRequest, spec_dir: &str) -> Result<BuildPlan, Diagnostics> {
     let mut variants = select_variants(spec, &request.variants)?;
     let named = resolve_images(spec, &request.images, &variants)?;
     // `image@variant` brings its variant into the plan.
@@ -200,10 +184,7 @@ pub fn plan(
     }
     variants.sort_by_key(|name| spec.variants.iter().position(|v| &v.name == name));
     // Nodes in scope, in topological order; reasons are kept by position in this list.
-    let in_scope: Vec<&NodeId> = graph
-        .topological_order()
-        .filter(|id| variants.contains(&id.variant))
-        .collect();
+    let in_scope: Vec<&NodeId> = graph.topological_order().filter(|id| variants.contains(&id.variant)).collect();
     let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); in_scope.len()];
     let mut ignored_files = Vec::new();
     let mut unmapped_files = Vec::new();
@@ -230,9 +211,7 @@ pub fn plan(
                     continue;
                 }
                 if rules.rebuild_all.set.is_match_candidate(&candidate) {
-                    reasons
-                        .iter_mut()
-                        .for_each(|why| why.push(Reason::RebuildAll { path: path.clone() }));
+                    reasons.iter_mut().for_each(|why| why.push(Reason::RebuildAll { path: path.clone() }));
                     continue;
                 }
                 let slots = owners.of(path);
@@ -270,11 +249,7 @@ pub fn plan(
             }
         }
     }
-    let slot: HashMap<&NodeId, usize> = in_scope
-        .iter()
-        .enumerate()
-        .map(|(slot, id)| (*id, slot))
-        .collect();
+    let slot: HashMap<&NodeId, usize> = in_scope.iter().enumerate().map(|(slot, id)| (*id, slot)).collect();
     let build: BTreeSet<NodeId> = in_scope
         .iter()
         .zip(&reasons)
@@ -287,32 +262,19 @@ pub fn plan(
         for id in ids {
             let mut why = std::mem::take(&mut reasons[slot[*id]]);
             why.retain(Reason::rebuilds);
-            images.push(PlannedImage {
-                id: (*id).clone(),
-                action: Action::Build,
-                level: Some(level),
-                reasons: why,
-            });
+            images.push(PlannedImage { id: (*id).clone(), action: Action::Build, level: Some(level), reasons: why });
         }
     }
     for (id, why) in in_scope.iter().zip(reasons) {
         if !why.is_empty() {
-            images.push(PlannedImage {
-                id: (*id).clone(),
-                action: Action::Test,
-                level: None,
-                reasons: why,
-            });
+            images.push(PlannedImage { id: (*id).clone(), action: Action::Test, level: None, reasons: why });
         }
     }
     Ok(BuildPlan {
         scope,
         variants,
         images,
-        levels: levels
-            .iter()
-            .map(|ids| ids.iter().map(|id| id.name.clone()).collect())
-            .collect(),
+        levels: levels.iter().map(|ids| ids.iter().map(|id| id.name.clone()).collect()).collect(),
         ignored_files,
         unmapped_files,
     })
@@ -321,11 +283,7 @@ pub fn plan(
 /// Adds `parent rebuilt` and `parent's tests changed` reasons, in topological order so they
 /// reach every descendant.
 fn propagate(graph: &ImageGraph, in_scope: &[&NodeId], reasons: &mut [Vec<Reason>]) {
-    let slot: HashMap<&NodeId, usize> = in_scope
-        .iter()
-        .enumerate()
-        .map(|(slot, id)| (*id, slot))
-        .collect();
+    let slot: HashMap<&NodeId, usize> = in_scope.iter().enumerate().map(|(slot, id)| (*id, slot)).collect();
     for (here, id) in in_scope.iter().enumerate() {
         let mut added = Vec::new();
         for (dependency, kind) in graph.dependencies(id) {
@@ -334,17 +292,11 @@ fn propagate(graph: &ImageGraph, in_scope: &[&NodeId], reasons: &mut [Vec<Reason
             };
             if theirs.iter().any(Reason::rebuilds) {
                 added.push(match kind {
-                    EdgeKind::Parent => Reason::ParentRebuilt {
-                        parent: dependency.name.clone(),
-                    },
-                    EdgeKind::Dependency => Reason::DependencyRebuilt {
-                        dependency: dependency.name.clone(),
-                    },
+                    EdgeKind::Parent => Reason::ParentRebuilt { parent: dependency.name.clone() },
+                    EdgeKind::Dependency => Reason::DependencyRebuilt { dependency: dependency.name.clone() },
                 });
             } else if kind == EdgeKind::Parent && !theirs.is_empty() {
-                added.push(Reason::ParentTestsChanged {
-                    parent: dependency.name.clone(),
-                });
+                added.push(Reason::ParentTestsChanged { parent: dependency.name.clone() });
             }
         }
         reasons[here].extend(added);
@@ -364,26 +316,12 @@ impl Owners<'_> {
     fn new(spec: &Spec, spec_dir: &str, in_scope: &[&NodeId]) -> Self {
         let mut by_dir: HashMap<String, Vec<usize>> = HashMap::new();
         for (slot, id) in in_scope.iter().enumerate() {
-            let dir = spec.images[&id.image]
-                .dir
-                .to_string_lossy()
-                .replace('\\', "/");
-            let full = if spec_dir.is_empty() || spec_dir == "." {
-                dir
-            } else {
-                format!("{spec_dir}/{dir}")
-            };
-            by_dir
-                .entry(full.trim_end_matches('/').to_string())
-                .or_default()
-                .push(slot);
+            let dir = spec.images[&id.image].dir.to_string_lossy().replace('\\', "/");
+            let full = if spec_dir.is_empty() || spec_dir == "." { dir } else { format!("{spec_dir}/{dir}") };
+            by_dir.entry(full.trim_end_matches('/').to_string()).or_default().push(slot);
         }
         let depths = by_dir.keys().map(|dir| dir.matches('/').count()).collect();
-        Owners {
-            by_dir,
-            depths,
-            none: &[],
-        }
+        Owners { by_dir, depths, none: &[] }
     }
 
     /// The slots of every node whose folder holds `path` (folders may nest).
@@ -392,11 +330,7 @@ impl Owners<'_> {
         let mut out = Vec::new();
         for depth in &self.depths {
             if let Some(end) = slashes.get(*depth) {
-                out.extend(
-                    self.by_dir
-                        .get(&path[..*end])
-                        .map_or(self.none, Vec::as_slice),
-                );
+                out.extend(self.by_dir.get(&path[..*end]).map_or(self.none, Vec::as_slice));
             }
         }
         out
@@ -418,20 +352,11 @@ fn unknown_variant(name: &str, all: &[String]) -> Diagnostic {
     if let Some(best) = did_you_mean(name, all.iter().map(String::as_str)) {
         hint = format!("did you mean `{best}`? {hint}");
     }
-    Diagnostic::new(
-        Code::UnknownVariant,
-        None,
-        format!("unknown variant `{name}`"),
-    )
-    .with_hint(hint)
+    Diagnostic::new(Code::UnknownVariant, None, format!("unknown variant `{name}`")).with_hint(hint)
 }
 
 /// Resolves `image` and `image@variant` arguments to nodes of the chosen variants.
-fn resolve_images(
-    spec: &Spec,
-    names: &[String],
-    variants: &[String],
-) -> Result<BTreeSet<NodeId>, Diagnostics> {
+fn resolve_images(spec: &Spec, names: &[String], variants: &[String]) -> Result<BTreeSet<NodeId>, Diagnostics> {
     let mut out = BTreeSet::new();
     let mut errors = Vec::new();
     let all_variants: Vec<String> = spec.variants.iter().map(|v| v.name.clone()).collect();
@@ -446,12 +371,7 @@ fn resolve_images(
                 hint = format!("did you mean `{best}`? {hint}");
             }
             errors.push(
-                Diagnostic::new(
-                    Code::UnknownImage,
-                    None,
-                    format!("unknown image `{image_name}`"),
-                )
-                .with_hint(hint),
+                Diagnostic::new(Code::UnknownImage, None, format!("unknown image `{image_name}`")).with_hint(hint),
             );
             continue;
         };
@@ -463,10 +383,7 @@ fn resolve_images(
             Some(variant) => all_variants.iter().filter(|v| *v == variant).collect(),
             None => variants.iter().collect(),
         };
-        let found: Vec<&String> = wanted
-            .into_iter()
-            .filter(|v| image.variants.contains(v))
-            .collect();
+        let found: Vec<&String> = wanted.into_iter().filter(|v| image.variants.contains(v)).collect();
         if found.is_empty() {
             errors.push(
                 Diagnostic::new(

@@ -30,9 +30,7 @@ fn is_domain(text: &str) -> bool {
             !bytes.is_empty()
                 && bytes[0].is_ascii_alphanumeric()
                 && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-                && bytes
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+                && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
         })
 }
 
@@ -46,9 +44,7 @@ fn is_path_component(text: &str) -> bool {
     bytes
         .split(alnum)
         .filter(|separator| !separator.is_empty())
-        .all(|separator| {
-            matches!(separator, b"." | b"_" | b"__") || separator.iter().all(|b| *b == b'-')
-        })
+        .all(|separator| matches!(separator, b"." | b"_" | b"__") || separator.iter().all(|b| *b == b'-'))
 }
 
 /// `[\w][\w.-]{0,127}` with `\w` = `[A-Za-z0-9_]`.
@@ -67,8 +63,7 @@ fn is_digest(text: &str) -> bool {
         return false;
     };
     let component_ok = |c: &str| {
-        c.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
-            && c.bytes().all(|b| b.is_ascii_alphanumeric())
+        c.as_bytes().first().is_some_and(u8::is_ascii_alphabetic) && c.bytes().all(|b| b.is_ascii_alphanumeric())
     };
     algorithm.split(['-', '_', '+', '.']).all(component_ok)
         && hex.len() >= 32
@@ -125,9 +120,7 @@ pub fn parse(text: &str) -> Result<Reference, ReferenceError> {
     let (rest, digest) = match text.split_once('@') {
         Some((rest, digest)) => {
             if !is_digest(digest) {
-                return err(format!(
-                    "`{digest}` is not a digest (expected `sha256:` and at least 32 hex digits)"
-                ));
+                return err(format!("`{digest}` is not a digest (expected `sha256:` and at least 32 hex digits)"));
             }
             (rest, Some(digest.to_string()))
         }
@@ -150,9 +143,7 @@ pub fn parse(text: &str) -> Result<Reference, ReferenceError> {
     }
     let (domain, path) = match name.split_once('/') {
         Some((first, path))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.chars().any(|c| c.is_ascii_uppercase()) =>
+            if first.contains(['.', ':']) || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) =>
         {
             if !is_domain(first) {
                 return err(format!("`{first}` is not a valid registry host"));
@@ -167,12 +158,7 @@ pub fn parse(text: &str) -> Result<Reference, ReferenceError> {
     for component in path.split('/') {
         check_path_component(component).or_else(err)?;
     }
-    Ok(Reference {
-        domain,
-        path: path.to_string(),
-        tag: tag.map(str::to_string),
-        digest,
-    })
+    Ok(Reference { domain, path: path.to_string(), tag: tag.map(str::to_string), digest })
 }
 
 /// Checks one `/`-separated part of a repository name.
@@ -183,9 +169,7 @@ pub fn check_path_component(component: &str) -> Result<(), String> {
     if component.is_empty() {
         Err("the repository name has an empty part (`//` or a trailing `/`)".into())
     } else if component.chars().any(|c| c.is_ascii_uppercase()) {
-        Err(format!(
-            "`{component}` has uppercase letters; repository names must be lowercase"
-        ))
+        Err(format!("`{component}` has uppercase letters; repository names must be lowercase"))
     } else {
         Err(format!(
             "`{component}` is not a valid repository name part: use lowercase letters and digits, separated by `.`, `_`, `__` or dashes, not at either end"
@@ -198,10 +182,7 @@ pub fn check_tag(tag: &str) -> Result<(), String> {
     if is_tag(tag) {
         Ok(())
     } else if tag.len() > 128 {
-        Err(format!(
-            "the tag `{tag}` is {} characters long; the limit is 128",
-            tag.len()
-        ))
+        Err(format!("the tag `{tag}` is {} characters long; the limit is 128", tag.len()))
     } else {
         Err(format!("`{tag}` is not a valid tag: use letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"))
     }
@@ -215,36 +196,16 @@ mod tests {
     #[rstest]
     #[case("debian", None, "debian", None)]
     #[case("debian:bookworm-slim", None, "debian", Some("bookworm-slim"))]
-    #[case(
-        "ghcr.io/org/base-notebook:2026.11",
-        Some("ghcr.io"),
-        "org/base-notebook",
-        Some("2026.11")
-    )]
-    #[case(
-        "localhost:5000/stack/a_b__c",
-        Some("localhost:5000"),
-        "stack/a_b__c",
-        None
-    )]
-    #[case(
-        "localhost/debian:bookworm",
-        Some("localhost"),
-        "debian",
-        Some("bookworm")
-    )]
+    #[case("ghcr.io/org/base-notebook:2026.11", Some("ghcr.io"), "org/base-notebook", Some("2026.11"))]
+    #[case("localhost:5000/stack/a_b__c", Some("localhost:5000"), "stack/a_b__c", None)]
+    #[case("localhost/debian:bookworm", Some("localhost"), "debian", Some("bookworm"))]
     #[case(
         "quay.io/jupyter/scipy-notebook:python-3.11",
         Some("quay.io"),
         "jupyter/scipy-notebook",
         Some("python-3.11")
     )]
-    fn accepts(
-        #[case] text: &str,
-        #[case] domain: Option<&str>,
-        #[case] path: &str,
-        #[case] tag: Option<&str>,
-    ) {
+    fn accepts(#[case] text: &str, #[case] domain: Option<&str>, #[case] path: &str, #[case] tag: Option<&str>) {
         let reference = parse(text).unwrap();
         assert_eq!(reference.domain.as_deref(), domain);
         assert_eq!(reference.path, path);
@@ -255,10 +216,7 @@ mod tests {
     #[test]
     fn accepts_a_digest() {
         let text = format!("debian@sha256:{}", "a".repeat(64));
-        assert_eq!(
-            parse(&text).unwrap().digest.unwrap(),
-            format!("sha256:{}", "a".repeat(64))
-        );
+        assert_eq!(parse(&text).unwrap().digest.unwrap(), format!("sha256:{}", "a".repeat(64)));
     }
 
     #[rstest]
@@ -298,13 +256,7 @@ mod tests {
 
     #[test]
     fn refuses_long_names_and_tags() {
-        assert!(parse(&"a".repeat(256))
-            .unwrap_err()
-            .0
-            .contains("limit is 255"));
-        assert!(parse(&format!("a:{}", "t".repeat(129)))
-            .unwrap_err()
-            .0
-            .contains("limit is 128"));
+        assert!(parse(&"a".repeat(256)).unwrap_err().0.contains("limit is 255"));
+        assert!(parse(&format!("a:{}", "t".repeat(129))).unwrap_err().0.contains("limit is 128"));
     }
 }

@@ -14,25 +14,14 @@ use xtask::spec::Spec;
 fn plan_since(stack: &Stack, variants: Variants) -> Vec<String> {
     let spec = Spec::load(&stack.spec_file()).unwrap();
     let graph = ImageGraph::new(&spec);
-    let changes = Repo::discover(stack.root())
-        .unwrap()
-        .changes_since("main")
-        .unwrap();
-    let request = PlanRequest {
-        selection: Selection::Since(changes),
-        images: Vec::new(),
-        variants,
-    };
+    let changes = Repo::discover(stack.root()).unwrap().changes_since("main").unwrap();
+    let request = PlanRequest { selection: Selection::Since(changes), images: Vec::new(), variants };
     let plan = plan(&spec, &graph, &request, "images").unwrap();
     plan.images
         .iter()
         .map(|image| {
             let reasons: Vec<String> = image.reasons.iter().map(ToString::to_string).collect();
-            let action = if image.action == Action::Build {
-                "build"
-            } else {
-                "test"
-            };
+            let action = if image.action == Action::Build { "build" } else { "test" };
             format!("{} {action} [{}]", image.id.name, reasons.join("; "))
         })
         .collect()
@@ -43,10 +32,7 @@ fn a_pull_request_of_several_commits_counts_whole() {
     let stack = Stack::new();
     let sh = stack.git_init();
     cmd!(sh, "git checkout -q -b feature").run().unwrap();
-    stack.write(
-        "images/tools/Dockerfile",
-        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo tools v2\n",
-    );
+    stack.write("images/tools/Dockerfile", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo tools v2\n");
     stack.commit(&sh, "first");
     stack.write("images/extra/setup.sh", "echo hi\n");
     stack.commit(&sh, "second");
@@ -64,10 +50,7 @@ fn a_pull_request_of_several_commits_counts_whole() {
 fn uncommitted_and_untracked_files_count() {
     let stack = Stack::new();
     stack.git_init();
-    stack.write(
-        "images/extra/Dockerfile",
-        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo edited\n",
-    );
+    stack.write("images/extra/Dockerfile", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo edited\n");
     stack.write("images/tools/new-file.txt", "new\n");
     assert_eq!(
         plan_since(&stack, Variants::Default),
@@ -87,15 +70,8 @@ fn ignored_paths_rebuild_nothing() {
     stack.write("notes.txt", "outside every image\n");
     assert_eq!(plan_since(&stack, Variants::Default), Vec::<String>::new());
     let spec = Spec::load(&stack.spec_file()).unwrap();
-    let changes = Repo::discover(stack.root())
-        .unwrap()
-        .changes_since("main")
-        .unwrap();
-    let request = PlanRequest {
-        selection: Selection::Since(changes),
-        images: Vec::new(),
-        variants: Variants::Default,
-    };
+    let changes = Repo::discover(stack.root()).unwrap().changes_since("main").unwrap();
+    let request = PlanRequest { selection: Selection::Since(changes), images: Vec::new(), variants: Variants::Default };
     let plan = plan(&spec, &ImageGraph::new(&spec), &request, "images").unwrap();
     assert_eq!(plan.ignored_files, ["images/base/README.md"]);
     assert_eq!(plan.unmapped_files, ["notes.txt"]);
@@ -123,9 +99,7 @@ fn a_common_test_change_re_tests_everything() {
     let plan = plan_since(&stack, Variants::Default);
     assert_eq!(plan.len(), 4, "{plan:#?}");
     assert!(
-        plan.iter()
-            .all(|line| line
-                .contains(" test [tests changed (re-test only): images/tests/common.yml")),
+        plan.iter().all(|line| line.contains(" test [tests changed (re-test only): images/tests/common.yml")),
         "{plan:#?}"
     );
 }
@@ -134,10 +108,7 @@ fn a_common_test_change_re_tests_everything() {
 fn a_root_change_rebuilds_its_descendants_in_every_variant() {
     let stack = Stack::new();
     stack.git_init();
-    stack.write(
-        "images/base/Dockerfile",
-        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo base v2\n",
-    );
+    stack.write("images/base/Dockerfile", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo base v2\n");
     assert_eq!(
         plan_since(&stack, Variants::All),
         [
@@ -157,26 +128,17 @@ fn a_rebuild_all_path_rebuilds_everything() {
     stack.edit_spec("GREETING: hello", "GREETING: bonjour");
     let plan = plan_since(&stack, Variants::Default);
     assert_eq!(plan.len(), 4);
-    assert!(
-        plan.iter()
-            .all(|line| line.contains("build [rebuild all: images/spec.yml")),
-        "{plan:#?}"
-    );
+    assert!(plan.iter().all(|line| line.contains("build [rebuild all: images/spec.yml")), "{plan:#?}");
 }
 
 #[test]
 fn an_unknown_reference_is_a_clear_error() {
     let stack = Stack::new();
     stack.git_init();
-    let error = Repo::discover(stack.root())
-        .unwrap()
-        .changes_since("origin/nope")
-        .unwrap_err();
+    let error = Repo::discover(stack.root()).unwrap().changes_since("origin/nope").unwrap_err();
     assert!(matches!(error, GitError::UnknownRef { .. }), "{error}");
     assert!(
-        error
-            .to_string()
-            .contains("unknown git reference `origin/nope`")
+        error.to_string().contains("unknown git reference `origin/nope`")
             && error.to_string().contains("git fetch origin"),
         "{error}"
     );
@@ -187,8 +149,5 @@ fn a_directory_outside_git_is_a_clear_error() {
     let stack = Stack::new();
     let error = Repo::discover(stack.root()).unwrap_err();
     assert!(matches!(error, GitError::NotARepository(_)), "{error}");
-    assert!(
-        error.to_string().contains("is not inside a git repository"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("is not inside a git repository"), "{error}");
 }

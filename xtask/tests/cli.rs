@@ -8,10 +8,7 @@ use std::process::{Command, Output};
 use common::{fixture_dir, Stack};
 
 fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().unwrap()
 }
 
 fn fixture_spec() -> String {
@@ -19,11 +16,7 @@ fn fixture_spec() -> String {
 }
 
 fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
@@ -31,22 +24,13 @@ fn stdout(output: &Output) -> String {
 fn help_lists_every_subcommand() {
     let help = stdout(&xtask(&["--help"]));
     for command in ["plan", "graph", "bench"] {
-        assert!(
-            help.lines()
-                .any(|line| line.trim_start().starts_with(command)),
-            "{help}"
-        );
+        assert!(help.lines().any(|line| line.trim_start().starts_with(command)), "{help}");
     }
 }
 
 #[test]
 fn plan_text_groups_by_level_with_reasons() {
-    let text = stdout(&xtask(&[
-        "--spec",
-        &fixture_spec(),
-        "plan",
-        "--all-variants",
-    ]));
+    let text = stdout(&xtask(&["--spec", &fixture_spec(), "plan", "--all-variants"]));
     assert_eq!(
         text,
         "7 images to build in 3 levels, 0 to re-test only (all images; variants cpu, gpu)
@@ -71,31 +55,17 @@ level 2
 fn plan_of_named_images_builds_only_those() {
     let text = stdout(&xtask(&["--spec", &fixture_spec(), "plan", "app", "extra"]));
     assert!(text.starts_with("2 images to build in 2 levels"), "{text}");
-    assert!(
-        text.contains("level 0\n  app    requested\n\nlevel 1\n  extra  requested\n"),
-        "{text}"
-    );
+    assert!(text.contains("level 0\n  app    requested\n\nlevel 1\n  extra  requested\n"), "{text}");
 }
 
 #[test]
 fn plan_json_follows_the_schema() {
-    let text = stdout(&xtask(&[
-        "--spec",
-        &fixture_spec(),
-        "plan",
-        "--format",
-        "json",
-        "--variant",
-        "gpu",
-    ]));
+    let text = stdout(&xtask(&["--spec", &fixture_spec(), "plan", "--format", "json", "--variant", "gpu"]));
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(json["schema"], "stack-plan/v1");
     assert_eq!(json["selection"]["mode"], "all");
     assert_eq!(json["variants"], serde_json::json!(["gpu"]));
-    assert_eq!(
-        json["levels"],
-        serde_json::json!([["base@gpu", "tools@gpu"], ["app@gpu"]])
-    );
+    assert_eq!(json["levels"], serde_json::json!([["base@gpu", "tools@gpu"], ["app@gpu"]]));
     let app = &json["images"][2];
     assert_eq!(app["name"], "app@gpu");
     assert_eq!(app["action"], "build");
@@ -103,27 +73,14 @@ fn plan_json_follows_the_schema() {
     assert_eq!(app["repository"], "registry.example.org/fixture/app-gpu");
     assert_eq!(app["context"], "images/app");
     assert_eq!(app["dockerfile"], "images/app/Dockerfile");
-    assert_eq!(
-        app["parent"],
-        serde_json::json!({"kind": "image", "name": "base"})
-    );
+    assert_eq!(app["parent"], serde_json::json!({"kind": "image", "name": "base"}));
     assert_eq!(app["depends_on"], serde_json::json!(["tools"]));
-    assert_eq!(
-        app["reasons"],
-        serde_json::json!([{"kind": "all", "text": "all"}])
-    );
+    assert_eq!(app["reasons"], serde_json::json!([{"kind": "all", "text": "all"}]));
 }
 
 #[test]
 fn plan_github_matrix_is_one_line_of_include() {
-    let text = stdout(&xtask(&[
-        "--spec",
-        &fixture_spec(),
-        "plan",
-        "--format",
-        "github-matrix",
-        "tools",
-    ]));
+    let text = stdout(&xtask(&["--spec", &fixture_spec(), "plan", "--format", "github-matrix", "tools"]));
     assert_eq!(text, "{\"include\":[{\"name\":\"tools\",\"image\":\"tools\",\"variant\":\"cpu\",\"action\":\"build\",\"level\":0}]}\n");
 }
 
@@ -131,45 +88,23 @@ fn plan_github_matrix_is_one_line_of_include() {
 fn plan_since_a_branch_in_a_real_repository() {
     let stack = Stack::new();
     let sh = stack.git_init();
-    xshell::cmd!(sh, "git checkout -q -b feature")
-        .run()
-        .unwrap();
-    stack.write(
-        "images/tools/Dockerfile",
-        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo v2\n",
-    );
+    xshell::cmd!(sh, "git checkout -q -b feature").run().unwrap();
+    stack.write("images/tools/Dockerfile", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo v2\n");
     stack.commit(&sh, "tools v2");
     let spec = stack.spec_file().display().to_string();
     let text = stdout(&xtask(&["--spec", &spec, "plan", "--since", "main"]));
     assert!(
-        text.starts_with(
-            "3 images to build in 3 levels, 0 to re-test only (changes since main (merge base "
-        ),
+        text.starts_with("3 images to build in 3 levels, 0 to re-test only (changes since main (merge base "),
         "{text}"
     );
-    assert!(
-        text.contains("level 0\n  tools  changed: images/tools/Dockerfile\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("level 1\n  app    dependency rebuilt: tools\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("level 2\n  extra  parent rebuilt: app\n"),
-        "{text}"
-    );
+    assert!(text.contains("level 0\n  tools  changed: images/tools/Dockerfile\n"), "{text}");
+    assert!(text.contains("level 1\n  app    dependency rebuilt: tools\n"), "{text}");
+    assert!(text.contains("level 2\n  extra  parent rebuilt: app\n"), "{text}");
 }
 
 #[test]
 fn graph_mermaid_draws_variants_bases_and_dependencies() {
-    let text = stdout(&xtask(&[
-        "--spec",
-        &fixture_spec(),
-        "graph",
-        "--format",
-        "mermaid",
-    ]));
+    let text = stdout(&xtask(&["--spec", &fixture_spec(), "graph", "--format", "mermaid"]));
     assert_eq!(
         text,
         r#"flowchart TD
@@ -200,26 +135,11 @@ fn graph_mermaid_draws_variants_bases_and_dependencies() {
 
 #[test]
 fn graph_dot_is_a_digraph_with_clusters() {
-    let text = stdout(&xtask(&[
-        "--spec",
-        &fixture_spec(),
-        "graph",
-        "--format",
-        "dot",
-    ]));
+    let text = stdout(&xtask(&["--spec", &fixture_spec(), "graph", "--format", "dot"]));
     assert!(text.starts_with("digraph stack {\n"), "{text}");
-    assert!(
-        text.contains("  subgraph \"cluster_gpu\" {\n    label=\"variant gpu (-gpu)\";\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("  \"cpu__tools\" -> \"cpu__app\" [style=dashed];\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("  \"base__debian\" -> \"gpu__base\";\n"),
-        "{text}"
-    );
+    assert!(text.contains("  subgraph \"cluster_gpu\" {\n    label=\"variant gpu (-gpu)\";\n"), "{text}");
+    assert!(text.contains("  \"cpu__tools\" -> \"cpu__app\" [style=dashed];\n"), "{text}");
+    assert!(text.contains("  \"base__debian\" -> \"gpu__base\";\n"), "{text}");
     assert!(text.ends_with("}\n"));
 }
 
@@ -237,13 +157,7 @@ fn exit_codes_say_what_failed() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown image `nope`"));
 
     let outside = Stack::new();
-    let output = xtask(&[
-        "--spec",
-        &outside.spec_file().display().to_string(),
-        "plan",
-        "--since",
-        "main",
-    ]);
+    let output = xtask(&["--spec", &outside.spec_file().display().to_string(), "plan", "--since", "main"]);
     assert_eq!(output.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&output.stderr).contains("is not inside a git repository"));
 

@@ -22,18 +22,7 @@ fn names<'a>(ids: impl IntoIterator<Item = &'a NodeId>) -> Vec<String> {
 #[test]
 fn one_node_per_image_and_variant_in_topological_order() {
     let (_, graph) = fixture();
-    assert_eq!(
-        names(graph.topological_order()),
-        [
-            "base",
-            "tools",
-            "base@gpu",
-            "tools@gpu",
-            "app",
-            "app@gpu",
-            "extra"
-        ]
-    );
+    assert_eq!(names(graph.topological_order()), ["base", "tools", "base@gpu", "tools@gpu", "app", "app@gpu", "extra"]);
 }
 
 #[rstest]
@@ -57,28 +46,16 @@ fn ancestors_and_descendants(
 fn edges_know_parents_from_dependencies() {
     let (spec, graph) = fixture();
     let app = NodeId::new(&spec, "app", "cpu");
-    let dependencies: Vec<(String, EdgeKind)> = graph
-        .dependencies(&app)
-        .into_iter()
-        .map(|(id, kind)| (id.name.clone(), kind))
-        .collect();
-    assert_eq!(
-        dependencies,
-        [
-            ("base".to_string(), EdgeKind::Parent),
-            ("tools".to_string(), EdgeKind::Dependency)
-        ]
-    );
+    let dependencies: Vec<(String, EdgeKind)> =
+        graph.dependencies(&app).into_iter().map(|(id, kind)| (id.name.clone(), kind)).collect();
+    assert_eq!(dependencies, [("base".to_string(), EdgeKind::Parent), ("tools".to_string(), EdgeKind::Dependency)]);
     assert_eq!(graph.level(&app), Some(1));
 }
 
 #[test]
 fn levels_of_a_subset_ignore_what_is_not_selected() {
     let (spec, graph) = fixture();
-    let selected: BTreeSet<NodeId> = ["app", "extra"]
-        .iter()
-        .map(|image| NodeId::new(&spec, image, "cpu"))
-        .collect();
+    let selected: BTreeSet<NodeId> = ["app", "extra"].iter().map(|image| NodeId::new(&spec, image, "cpu")).collect();
     let levels: Vec<Vec<String>> = graph.levels(&selected).into_iter().map(names).collect();
     assert_eq!(levels, [vec!["app".to_string()], vec!["extra".to_string()]]);
 }

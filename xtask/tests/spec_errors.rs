@@ -15,12 +15,7 @@ fn error_of(stack: &Stack) -> Vec<(Code, String, String)> {
         .iter()
         .map(|d| {
             let location = d.location.as_ref().map(|l| {
-                let file = l
-                    .file
-                    .strip_prefix(stack.root())
-                    .unwrap_or(&l.file)
-                    .display()
-                    .to_string();
+                let file = l.file.strip_prefix(stack.root()).unwrap_or(&l.file).display().to_string();
                 if l.line == 0 {
                     file
                 } else {
@@ -187,34 +182,18 @@ fn refuses_bad_specs(
     let errors = error_of(&stack);
     assert_eq!(errors.len(), 1, "{errors:#?}");
     let (found_code, found_location, text) = &errors[0];
-    assert_eq!(
-        (*found_code, found_location.as_str()),
-        (code, location),
-        "{text}"
-    );
+    assert_eq!((*found_code, found_location.as_str()), (code, location), "{text}");
     assert!(text.contains(message), "{text}");
 }
 
 #[test]
 fn prints_a_cycle_as_a_path() {
     let stack = Stack::new();
-    stack.edit_spec(
-        "  base:\n    parent: debian\n",
-        "  base:\n    parent: app\n",
-    );
+    stack.edit_spec("  base:\n    parent: debian\n", "  base:\n    parent: app\n");
     let errors = error_of(&stack);
     assert_eq!(errors.len(), 1, "{errors:#?}");
-    assert_eq!(
-        (errors[0].0, errors[0].1.as_str()),
-        (Code::Cycle, "images/spec.yml:27:13")
-    );
-    assert!(
-        errors[0]
-            .2
-            .contains("the images form a cycle: app -> base -> app"),
-        "{}",
-        errors[0].2
-    );
+    assert_eq!((errors[0].0, errors[0].1.as_str()), (Code::Cycle, "images/spec.yml:27:13"));
+    assert!(errors[0].2.contains("the images form a cycle: app -> base -> app"), "{}", errors[0].2);
 }
 
 #[test]
@@ -223,20 +202,13 @@ fn a_missing_directory_and_a_missing_dockerfile() {
     stack.remove("images/tools");
     stack.remove("images/extra/Dockerfile");
     let errors = error_of(&stack);
-    let codes: Vec<_> = errors
-        .iter()
-        .map(|(code, location, _)| (*code, location.as_str()))
-        .collect();
+    let codes: Vec<_> = errors.iter().map(|(code, location, _)| (*code, location.as_str())).collect();
     assert_eq!(
         codes,
-        [
-            (Code::MissingDirectory, "images/spec.yml:24:3"),
-            (Code::MissingDockerfile, "images/spec.yml:29:3")
-        ]
+        [(Code::MissingDirectory, "images/spec.yml:24:3"), (Code::MissingDockerfile, "images/spec.yml:29:3")]
     );
     assert!(
-        errors[0].2.contains("the directory")
-            && errors[0].2.contains("images/tools does not exist"),
+        errors[0].2.contains("the directory") && errors[0].2.contains("images/tools does not exist"),
         "{}",
         errors[0].2
     );
@@ -248,24 +220,9 @@ fn a_from_that_disagrees_with_the_spec_names_both() {
     stack.write("images/tools/Dockerfile", "FROM debian:bookworm\n");
     let errors = error_of(&stack);
     assert_eq!(errors.len(), 1, "{errors:#?}");
-    assert_eq!(
-        (errors[0].0, errors[0].1.as_str()),
-        (Code::FromMismatch, "images/tools/Dockerfile:1:6")
-    );
-    assert!(
-        errors[0]
-            .2
-            .contains("FROM debian:bookworm names an image the spec does not declare"),
-        "{}",
-        errors[0].2
-    );
-    assert!(
-        errors[0]
-            .2
-            .contains("images/spec.yml:25:13 declares its parent as `debian`"),
-        "{}",
-        errors[0].2
-    );
+    assert_eq!((errors[0].0, errors[0].1.as_str()), (Code::FromMismatch, "images/tools/Dockerfile:1:6"));
+    assert!(errors[0].2.contains("FROM debian:bookworm names an image the spec does not declare"), "{}", errors[0].2);
+    assert!(errors[0].2.contains("images/spec.yml:25:13 declares its parent as `debian`"), "{}", errors[0].2);
 }
 
 #[test]

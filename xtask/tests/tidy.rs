@@ -29,11 +29,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn formatting() {
     let sh = Shell::new().unwrap();
     sh.change_dir(project_root());
-    let output = cmd!(sh, "cargo fmt --all -- --check")
-        .quiet()
-        .ignore_status()
-        .output()
-        .unwrap();
+    let output = cmd!(sh, "cargo fmt --all -- --check").quiet().ignore_status().output().unwrap();
     assert!(
         output.status.success(),
         "the code is not formatted; run `cargo fmt --all`:\n{}",
@@ -50,40 +46,19 @@ fn every_module_starts_with_a_doc_comment() {
     assert!(files.len() > 10, "found only {} Rust files", files.len());
     let missing: Vec<String> = files
         .iter()
-        .filter(|path| {
-            !fs::read_to_string(path)
-                .unwrap()
-                .trim_start()
-                .starts_with("//!")
-        })
-        .map(|path| {
-            path.strip_prefix(project_root())
-                .unwrap()
-                .display()
-                .to_string()
-        })
+        .filter(|path| !fs::read_to_string(path).unwrap().trim_start().starts_with("//!"))
+        .map(|path| path.strip_prefix(project_root()).unwrap().display().to_string())
         .collect();
-    assert!(
-        missing.is_empty(),
-        "these files need a `//!` comment saying what the module owns: {missing:#?}"
-    );
+    assert!(missing.is_empty(), "these files need a `//!` comment saying what the module owns: {missing:#?}");
 }
 
 #[test]
 fn the_spec_and_the_image_folders_agree() {
     let root = project_root();
     let spec = Spec::load(&root.join("images/spec.yml")).unwrap_or_else(|error| panic!("{error}"));
-    let declared: Vec<PathBuf> = spec
-        .images
-        .values()
-        .map(|image| spec.dir.join(&image.dir))
-        .collect();
+    let declared: Vec<PathBuf> = spec.images.values().map(|image| spec.dir.join(&image.dir)).collect();
     for dir in &declared {
-        assert!(
-            dir.is_dir(),
-            "images/spec.yml declares {}, which does not exist",
-            dir.display()
-        );
+        assert!(dir.is_dir(), "images/spec.yml declares {}, which does not exist", dir.display());
     }
     // Every folder under images/ with a Dockerfile is an image the spec declares.
     for entry in fs::read_dir(root.join("images")).unwrap() {
@@ -104,11 +79,6 @@ fn every_image_has_a_readme() {
     let spec = Spec::load(&root.join("images/spec.yml")).unwrap_or_else(|error| panic!("{error}"));
     for image in spec.images.values() {
         let readme = spec.dir.join(&image.dir).join("README.md");
-        assert!(
-            readme.is_file(),
-            "image `{}` has no {}",
-            image.name,
-            readme.display()
-        );
+        assert!(readme.is_file(), "image `{}` has no {}", image.name, readme.display());
     }
 }

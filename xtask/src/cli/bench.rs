@@ -55,16 +55,9 @@ pub fn generate_stack(dir: &Path, images: usize, files: usize) -> anyhow::Result
     let mut changed = BTreeSet::new();
     for i in 0..images {
         let name = format!("img-{i:04}");
-        let parent = if i == 0 {
-            "debian".to_string()
-        } else {
-            format!("img-{:04}", (i - 1) / 3)
-        };
+        let parent = if i == 0 { "debian".to_string() } else { format!("img-{:04}", (i - 1) / 3) };
         let dependency = (i >= 10 && i % 10 == 0).then(|| format!("img-{:04}", i / 10 - 1));
-        writeln!(
-            spec,
-            "  {name}:\n    parent: {parent}\n    doc_commands: [python]"
-        )?;
+        writeln!(spec, "  {name}:\n    parent: {parent}\n    doc_commands: [python]")?;
         let mut dockerfile = String::from("ARG BASE_IMAGE\n");
         if let Some(dependency) = &dependency {
             writeln!(spec, "    depends_on: [{dependency}]")?;
@@ -113,18 +106,9 @@ impl PlanBench {
         )?;
         let files = generate_stack(dir.path(), self.images, self.files)?;
         let spec_file = dir.path().join("images").join("spec.yml");
-        let changes = ChangeSet {
-            since: "main".into(),
-            merge_base: "0".repeat(40),
-            files,
-        };
-        let request = PlanRequest {
-            selection: Selection::Since(changes),
-            images: Vec::new(),
-            variants: Variants::All,
-        };
-        let (mut load, mut graph_time, mut plan_time, mut total) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let changes = ChangeSet { since: "main".into(), merge_base: "0".repeat(40), files };
+        let request = PlanRequest { selection: Selection::Since(changes), images: Vec::new(), variants: Variants::All };
+        let (mut load, mut graph_time, mut plan_time, mut total) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut last = None;
         for _ in 0..self.iterations.max(1) {
             let start = Instant::now();
@@ -149,37 +133,16 @@ impl PlanBench {
             self.files,
             plan.ignored_files.len()
         )?;
-        writeln!(
-            out,
-            "median of {} runs (git excluded):",
-            self.iterations.max(1)
-        )?;
-        writeln!(
-            out,
-            "  load + validate (spec and {} Dockerfiles)  {}",
-            self.images,
-            ms(median(load))
-        )?;
-        writeln!(
-            out,
-            "  graph                                  {}",
-            ms(median(graph_time))
-        )?;
-        writeln!(
-            out,
-            "  plan                                   {}",
-            ms(median(plan_time))
-        )?;
+        writeln!(out, "median of {} runs (git excluded):", self.iterations.max(1))?;
+        writeln!(out, "  load + validate (spec and {} Dockerfiles)  {}", self.images, ms(median(load)))?;
+        writeln!(out, "  graph                                  {}", ms(median(graph_time)))?;
+        writeln!(out, "  plan                                   {}", ms(median(plan_time)))?;
         let total = median(total);
         writeln!(
             out,
             "  total                                  {}  (target: under 50 ms: {})",
             ms(total),
-            if total < Duration::from_millis(50) {
-                "met"
-            } else {
-                "missed"
-            }
+            if total < Duration::from_millis(50) { "met" } else { "missed" }
         )?;
         Ok(())
     }

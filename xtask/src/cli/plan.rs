@@ -61,16 +61,10 @@ impl Selector {
                 let repo = Repo::discover(&spec_dir)?;
                 let changes = repo.changes_since(reference)?;
                 let root = absolute(repo.root());
-                let relative = spec_dir
-                    .strip_prefix(&root)
-                    .unwrap_or(&spec_dir)
-                    .to_string_lossy()
-                    .replace('\\', "/");
+                let relative = spec_dir.strip_prefix(&root).unwrap_or(&spec_dir).to_string_lossy().replace('\\', "/");
                 (Selection::Since(changes), relative)
             }
-            None if self.all || self.images.is_empty() => {
-                (Selection::All, default_spec_dir(&spec_dir))
-            }
+            None if self.all || self.images.is_empty() => (Selection::All, default_spec_dir(&spec_dir)),
             None => (Selection::Requested, default_spec_dir(&spec_dir)),
         };
         let variants = match (&self.variant, self.all_variants) {
@@ -78,11 +72,7 @@ impl Selector {
             (None, true) => Variants::All,
             (None, false) => Variants::Default,
         };
-        let request = PlanRequest {
-            selection,
-            images: self.images.clone(),
-            variants,
-        };
+        let request = PlanRequest { selection, images: self.images.clone(), variants };
         let plan = plan::plan(&spec, &graph, &request, &repo_spec_dir)?;
         Ok((spec, plan, repo_spec_dir))
     }
@@ -91,18 +81,11 @@ impl Selector {
 /// Without git, paths are shown relative to the folder above the spec's (the repository root
 /// in the usual layout).
 fn default_spec_dir(spec_dir: &Path) -> String {
-    spec_dir
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    spec_dir.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 fn absolute(path: &Path) -> std::path::PathBuf {
-    let path = if path.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        path
-    };
+    let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
     path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
 }
 

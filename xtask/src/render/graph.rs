@@ -15,9 +15,7 @@ fn base_key(name: &str) -> String {
 
 /// `name` made safe as a Mermaid identifier.
 fn mermaid_id(key: &str) -> String {
-    key.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
+    key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
 /// Edges into each node: from a base (parent) or from another node.
@@ -28,11 +26,7 @@ fn edges(spec: &Spec, graph: &ImageGraph) -> Vec<(String, String, EdgeKind)> {
         if let Some(Parent::Base(base)) = image.parents.get(&id.variant) {
             out.push((base_key(base), node_key(id), EdgeKind::Parent));
         }
-        for dependency in image
-            .depends_on
-            .iter()
-            .filter(|d| spec.bases.contains_key(*d))
-        {
+        for dependency in image.depends_on.iter().filter(|d| spec.bases.contains_key(*d)) {
             out.push((base_key(dependency), node_key(id), EdgeKind::Dependency));
         }
         for (from, kind) in graph.dependencies(id) {
@@ -43,10 +37,7 @@ fn edges(spec: &Spec, graph: &ImageGraph) -> Vec<(String, String, EdgeKind)> {
 }
 
 fn variant_title(spec: &Spec, variant: &str) -> String {
-    let suffix = spec
-        .variant(variant)
-        .map(|v| v.suffix.as_str())
-        .unwrap_or_default();
+    let suffix = spec.variant(variant).map(|v| v.suffix.as_str()).unwrap_or_default();
     if suffix.is_empty() {
         format!("variant {variant}")
     } else {
@@ -57,12 +48,7 @@ fn variant_title(spec: &Spec, variant: &str) -> String {
 pub fn mermaid(spec: &Spec, graph: &ImageGraph) -> String {
     let mut out = String::from("flowchart TD\n");
     for base in spec.bases.values() {
-        out.push_str(&format!(
-            "  {}[(\"{}<br/>{}\")]\n",
-            mermaid_id(&base_key(&base.name)),
-            base.name,
-            base.reference
-        ));
+        out.push_str(&format!("  {}[(\"{}<br/>{}\")]\n", mermaid_id(&base_key(&base.name)), base.name, base.reference));
     }
     let many = spec.variants.len() > 1;
     for variant in &spec.variants {
@@ -74,39 +60,22 @@ pub fn mermaid(spec: &Spec, graph: &ImageGraph) -> String {
                 variant_title(spec, &variant.name)
             ));
         }
-        for id in graph
-            .topological_order()
-            .filter(|id| id.variant == variant.name)
-        {
-            out.push_str(&format!(
-                "{indent}{}[\"{}\"]\n",
-                mermaid_id(&node_key(id)),
-                id.name
-            ));
+        for id in graph.topological_order().filter(|id| id.variant == variant.name) {
+            out.push_str(&format!("{indent}{}[\"{}\"]\n", mermaid_id(&node_key(id)), id.name));
         }
         if many {
             out.push_str("  end\n");
         }
     }
     for (from, to, kind) in edges(spec, graph) {
-        let arrow = if kind == EdgeKind::Parent {
-            "-->"
-        } else {
-            "-.->"
-        };
-        out.push_str(&format!(
-            "  {} {arrow} {}\n",
-            mermaid_id(&from),
-            mermaid_id(&to)
-        ));
+        let arrow = if kind == EdgeKind::Parent { "-->" } else { "-.->" };
+        out.push_str(&format!("  {} {arrow} {}\n", mermaid_id(&from), mermaid_id(&to)));
     }
     out
 }
 
 pub fn dot(spec: &Spec, graph: &ImageGraph) -> String {
-    let mut out = String::from(
-        "digraph stack {\n  rankdir=TB;\n  node [shape=box, fontname=\"sans-serif\"];\n",
-    );
+    let mut out = String::from("digraph stack {\n  rankdir=TB;\n  node [shape=box, fontname=\"sans-serif\"];\n");
     for base in spec.bases.values() {
         out.push_str(&format!(
             "  \"{}\" [shape=cylinder, label=\"{}\\n{}\"];\n",
@@ -121,24 +90,13 @@ pub fn dot(spec: &Spec, graph: &ImageGraph) -> String {
             variant.name,
             variant_title(spec, &variant.name)
         ));
-        for id in graph
-            .topological_order()
-            .filter(|id| id.variant == variant.name)
-        {
-            out.push_str(&format!(
-                "    \"{}\" [label=\"{}\"];\n",
-                node_key(id),
-                id.name
-            ));
+        for id in graph.topological_order().filter(|id| id.variant == variant.name) {
+            out.push_str(&format!("    \"{}\" [label=\"{}\"];\n", node_key(id), id.name));
         }
         out.push_str("  }\n");
     }
     for (from, to, kind) in edges(spec, graph) {
-        let style = if kind == EdgeKind::Parent {
-            ""
-        } else {
-            " [style=dashed]"
-        };
+        let style = if kind == EdgeKind::Parent { "" } else { " [style=dashed]" };
         out.push_str(&format!("  \"{from}\" -> \"{to}\"{style};\n"));
     }
     out.push_str("}\n");

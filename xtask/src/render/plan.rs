@@ -16,22 +16,14 @@ pub fn text(plan: &BuildPlan) -> String {
     let scope = match &plan.scope {
         Scope::All => "all images".to_string(),
         Scope::Requested => "requested images".to_string(),
-        Scope::Since {
-            since,
-            merge_base,
-            changed_files,
-        } => {
+        Scope::Since { since, merge_base, changed_files } => {
             format!(
                 "changes since {since} (merge base {}, {changed_files} files)",
                 &merge_base[..merge_base.len().min(12)]
             )
         }
     };
-    let variants = format!(
-        "variant{} {}",
-        if plan.variants.len() == 1 { "" } else { "s" },
-        plan.variants.join(", ")
-    );
+    let variants = format!("variant{} {}", if plan.variants.len() == 1 { "" } else { "s" }, plan.variants.join(", "));
     if builds + tests == 0 {
         out.push_str(&format!("Nothing to build or test: {scope}; {variants}.\n"));
     } else {
@@ -42,12 +34,7 @@ pub fn text(plan: &BuildPlan) -> String {
             plural(plan.levels.len()),
         ));
     }
-    let width = plan
-        .images
-        .iter()
-        .map(|image| image.id.name.len())
-        .max()
-        .unwrap_or(0);
+    let width = plan.images.iter().map(|image| image.id.name.len()).max().unwrap_or(0);
     let mut level = None;
     for image in plan.to_build() {
         if image.level != level {
@@ -63,11 +50,7 @@ pub fn text(plan: &BuildPlan) -> String {
         }
     }
     push_files(&mut out, "ignored by change rules", &plan.ignored_files);
-    push_files(
-        &mut out,
-        "outside every image (no rebuild)",
-        &plan.unmapped_files,
-    );
+    push_files(&mut out, "outside every image (no rebuild)", &plan.unmapped_files);
     out
 }
 
@@ -90,11 +73,7 @@ fn push_files(out: &mut String, title: &str, files: &[String]) {
     if files.is_empty() {
         return;
     }
-    out.push_str(&format!(
-        "\n{title}: {} file{}\n",
-        files.len(),
-        plural(files.len())
-    ));
+    out.push_str(&format!("\n{title}: {} file{}\n", files.len(), plural(files.len())));
     for file in files.iter().take(10) {
         out.push_str(&format!("  {file}\n"));
     }
@@ -158,18 +137,11 @@ fn json_reason(reason: &Reason) -> JsonReason<'_> {
         Reason::Changed { path } | Reason::RebuildAll { path } | Reason::TestsChanged { path } => {
             (Some(path.as_str()), None)
         }
-        Reason::ParentRebuilt { parent } | Reason::ParentTestsChanged { parent } => {
-            (None, Some(parent.as_str()))
-        }
+        Reason::ParentRebuilt { parent } | Reason::ParentTestsChanged { parent } => (None, Some(parent.as_str())),
         Reason::DependencyRebuilt { dependency } => (None, Some(dependency.as_str())),
         Reason::All | Reason::Requested => (None, None),
     };
-    JsonReason {
-        kind: reason.kind(),
-        path,
-        image,
-        text: reason.to_string(),
-    }
+    JsonReason { kind: reason.kind(), path, image, text: reason.to_string() }
 }
 
 fn relative(spec_dir: &str, path: &std::path::Path) -> String {
@@ -186,32 +158,22 @@ pub fn json(spec: &Spec, plan: &BuildPlan, spec_dir: &str) -> String {
     let (mode, since, merge_base, changed_files) = match &plan.scope {
         Scope::All => ("all", None, None, None),
         Scope::Requested => ("requested", None, None, None),
-        Scope::Since {
-            since,
-            merge_base,
-            changed_files,
-        } => (
-            "since",
-            Some(since.as_str()),
-            Some(merge_base.as_str()),
-            Some(*changed_files),
-        ),
+        Scope::Since { since, merge_base, changed_files } => {
+            ("since", Some(since.as_str()), Some(merge_base.as_str()), Some(*changed_files))
+        }
     };
     let images = plan
         .images
         .iter()
         .map(|planned| {
             let image = &spec.images[&planned.id.image];
-            let parent = image
-                .parents
-                .get(&planned.id.variant)
-                .map(|parent| JsonParent {
-                    kind: match parent {
-                        crate::spec::Parent::Image(_) => "image",
-                        crate::spec::Parent::Base(_) => "base",
-                    },
-                    name: parent.name(),
-                });
+            let parent = image.parents.get(&planned.id.variant).map(|parent| JsonParent {
+                kind: match parent {
+                    crate::spec::Parent::Image(_) => "image",
+                    crate::spec::Parent::Base(_) => "base",
+                },
+                name: parent.name(),
+            });
             JsonImage {
                 name: &planned.id.name,
                 image: &planned.id.image,
@@ -229,12 +191,7 @@ pub fn json(spec: &Spec, plan: &BuildPlan, spec_dir: &str) -> String {
         .collect();
     let document = JsonPlan {
         schema: PLAN_SCHEMA,
-        selection: JsonSelection {
-            mode,
-            since,
-            merge_base,
-            changed_files,
-        },
+        selection: JsonSelection { mode, since, merge_base, changed_files },
         variants: &plan.variants,
         levels: &plan.levels,
         images,

@@ -90,15 +90,8 @@ fn parent(path: &str) -> Option<&str> {
 }
 
 enum Frame {
-    Mapping {
-        path: String,
-        key: Option<String>,
-        seen: HashMap<String, Pos>,
-    },
-    Sequence {
-        path: String,
-        index: usize,
-    },
+    Mapping { path: String, key: Option<String>, seen: HashMap<String, Pos> },
+    Sequence { path: String, index: usize },
 }
 
 #[derive(Default)]
@@ -143,10 +136,7 @@ impl Builder {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, event: Event, mark: Marker) {
-        let pos = Pos {
-            line: mark.line(),
-            column: mark.col() + 1,
-        };
+        let pos = Pos { line: mark.line(), column: mark.col() + 1 };
         match event {
             Event::Scalar(value, ..) => {
                 self.node(Some(&value), pos);
@@ -156,11 +146,7 @@ impl MarkedEventReceiver for Builder {
             }
             Event::MappingStart(..) => {
                 let path = self.node(None, pos).unwrap_or_default();
-                self.stack.push(Frame::Mapping {
-                    path,
-                    key: None,
-                    seen: HashMap::new(),
-                });
+                self.stack.push(Frame::Mapping { path, key: None, seen: HashMap::new() });
             }
             Event::SequenceStart(..) => {
                 let path = self.node(None, pos).unwrap_or_default();
@@ -183,40 +169,16 @@ mod tests {
     #[test]
     fn finds_values_keys_and_sequence_items() {
         let locations = Locations::index(TEXT);
-        assert_eq!(
-            locations.value(&["stack", "registry"]),
-            Some(Pos {
-                line: 2,
-                column: 13
-            })
-        );
-        assert_eq!(
-            locations.key(&["images", "a", "parent"]),
-            Some(Pos { line: 5, column: 5 })
-        );
-        assert_eq!(
-            locations.value(&["images", "a", "parent"]),
-            Some(Pos {
-                line: 5,
-                column: 13
-            })
-        );
-        assert_eq!(
-            locations.value(&["images", "a", "depends_on", "1"]),
-            Some(Pos {
-                line: 6,
-                column: 21
-            })
-        );
+        assert_eq!(locations.value(&["stack", "registry"]), Some(Pos { line: 2, column: 13 }));
+        assert_eq!(locations.key(&["images", "a", "parent"]), Some(Pos { line: 5, column: 5 }));
+        assert_eq!(locations.value(&["images", "a", "parent"]), Some(Pos { line: 5, column: 13 }));
+        assert_eq!(locations.value(&["images", "a", "depends_on", "1"]), Some(Pos { line: 6, column: 21 }));
     }
 
     #[test]
     fn falls_back_to_the_nearest_ancestor() {
         let locations = Locations::index(TEXT);
-        assert_eq!(
-            locations.value(&["stack", "namespace"]),
-            Some(Pos { line: 1, column: 1 })
-        );
+        assert_eq!(locations.value(&["stack", "namespace"]), Some(Pos { line: 1, column: 1 }));
     }
 
     #[test]

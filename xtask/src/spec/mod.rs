@@ -52,6 +52,8 @@ pub struct Stack {
     pub tag_prefix: String,
     /// The build argument through which each image receives its parent (`ARG BASE_IMAGE`).
     pub parent_arg: String,
+    /// A CA bundle on the build host that `RUN` steps may trust; used when the file exists.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -149,16 +151,8 @@ impl Spec {
 
     /// The build argument that carries dependency `name` into a build: `<NAME>_IMAGE`.
     pub fn dependency_arg(name: &str) -> String {
-        let mut arg: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let mut arg: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
         arg.push_str("_IMAGE");
         arg
     }

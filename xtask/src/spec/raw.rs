@@ -20,9 +20,7 @@ pub type BuildArgs = BTreeMap<String, String>;
 pub const DUPLICATE_KEY: &str = "duplicate key";
 
 /// A mapping whose keys must be unique (YAML parsers keep the last of two equal keys silently).
-fn unique<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<IndexMap<String, V>, D::Error> {
+fn unique<'de, D: Deserializer<'de>, V: Deserialize<'de>>(deserializer: D) -> Result<IndexMap<String, V>, D::Error> {
     struct Unique<V>(PhantomData<V>);
     impl<'de, V: Deserialize<'de>> Visitor<'de> for Unique<V> {
         type Value = IndexMap<String, V>;
@@ -73,6 +71,9 @@ pub struct RawStack {
     pub tag_prefix: String,
     #[serde(default)]
     pub parent_arg: Option<String>,
+    /// A CA bundle on the build host that `RUN` steps may trust (relative to the spec's folder).
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,12 +97,16 @@ pub struct RawBase {
     pub recipe: Option<RawRecipe>,
 }
 
-/// How to make a base image locally when it cannot be pulled. One kind of recipe today:
-/// `debootstrap`; a new kind is a new optional key here.
+/// How to make a base image locally when it cannot be pulled: exactly one of `debootstrap`
+/// (a Debian root file system made on the host) or `import` (a root file system tarball,
+/// relative to the spec's folder).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRecipe {
-    pub debootstrap: Debootstrap,
+    #[serde(default)]
+    pub debootstrap: Option<Debootstrap>,
+    #[serde(default)]
+    pub import: Option<String>,
 }
 
 /// `debootstrap --variant=<variant> [--include=...] <suite> DIR <mirror>`, then `docker import`.

@@ -15,34 +15,22 @@ use indexmap::IndexMap;
 
 use super::locate::{Locations, Pos};
 use super::raw::{BuildArgs, RawChanges, RawParent, RawSpec, DUPLICATE_KEY};
-use super::{
-    Base, ChangeRules, Globs, Image, Parent, Spec, Stack, Variant, DEFAULT_PARENT_ARG,
-    DEFAULT_VARIANT,
-};
+use super::{Base, ChangeRules, Globs, Image, Parent, Spec, Stack, Variant, DEFAULT_PARENT_ARG, DEFAULT_VARIANT};
 use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics, Location};
 use crate::{dockerfile, graph, reference};
 
 pub fn load(file: &Path) -> Result<Spec, Diagnostics> {
     let text = fs::read_to_string(file).map_err(|error| {
         Diagnostics::single(
-            Diagnostic::new(
-                Code::Io,
-                Some(Location::file_only(file)),
-                format!("cannot read the spec: {error}"),
-            )
-            .with_hint("run from the repository root, or pass `--spec PATH`"),
+            Diagnostic::new(Code::Io, Some(Location::file_only(file)), format!("cannot read the spec: {error}"))
+                .with_hint("run from the repository root, or pass `--spec PATH`"),
         )
     })?;
     parse(file, &text)
 }
 
 pub fn parse(file: &Path, text: &str) -> Result<Spec, Diagnostics> {
-    let mut validator = Validator {
-        file,
-        text,
-        locations: OnceCell::new(),
-        diagnostics: Vec::new(),
-    };
+    let mut validator = Validator { file, text, locations: OnceCell::new(), diagnostics: Vec::new() };
     let raw: RawSpec = match serde_yaml::from_str(text) {
         Ok(raw) => raw,
         Err(error) if error.to_string().contains(DUPLICATE_KEY) => {
@@ -67,9 +55,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Spec, Diagnostics> {
 /// A serde_yaml error as a diagnostic, with its location and, for an unknown key, the closest
 /// allowed one.
 fn serde_error(file: &Path, error: &serde_yaml::Error) -> Diagnostic {
-    let location = error
-        .location()
-        .map(|l| Location::new(file, l.line(), l.column()));
+    let location = error.location().map(|l| Location::new(file, l.line(), l.column()));
     let full = error.to_string();
     let message = match full.find(" at line ") {
         Some(at) => full[..at].to_string(),
@@ -80,10 +66,7 @@ fn serde_error(file: &Path, error: &serde_yaml::Error) -> Diagnostic {
         Some((path, detail)) if !path.contains(' ') => (format!("{path}: "), detail),
         _ => (String::new(), message.as_str()),
     };
-    if let Some(rest) = detail
-        .strip_prefix("unknown field `")
-        .or_else(|| detail.strip_prefix("unknown variant `"))
-    {
+    if let Some(rest) = detail.strip_prefix("unknown field `").or_else(|| detail.strip_prefix("unknown variant `")) {
         let (word, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let allowed: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
         let mut hint = String::new();
@@ -91,21 +74,12 @@ fn serde_error(file: &Path, error: &serde_yaml::Error) -> Diagnostic {
             hint.push_str(&format!("did you mean `{best}`? "));
         }
         hint.push_str(&format!("allowed here: {}", allowed.join(", ")));
-        return Diagnostic::new(
-            Code::UnknownKey,
-            location,
-            format!("{path}unknown key `{word}`"),
-        )
-        .with_hint(hint);
+        return Diagnostic::new(Code::UnknownKey, location, format!("{path}unknown key `{word}`")).with_hint(hint);
     }
     if let Some(rest) = detail.strip_prefix("missing field `") {
         let key = rest.split('`').next().unwrap_or(rest);
-        return Diagnostic::new(
-            Code::InvalidValue,
-            location,
-            format!("{path}missing key `{key}`"),
-        )
-        .with_hint(format!("add `{key}:`; docs/spec.md describes every key"));
+        return Diagnostic::new(Code::InvalidValue, location, format!("{path}missing key `{key}`"))
+            .with_hint(format!("add `{key}:`; docs/spec.md describes every key"));
     }
     if detail.contains("did not match any variant of untagged enum RawParent") {
         return Diagnostic::new(
@@ -123,8 +97,7 @@ fn serde_error(file: &Path, error: &serde_yaml::Error) -> Diagnostic {
         };
         return Diagnostic::new(Code::InvalidValue, location, message).with_hint(hint);
     }
-    Diagnostic::new(Code::Syntax, location, message)
-        .with_hint("fix the YAML syntax at this position")
+    Diagnostic::new(Code::Syntax, location, message).with_hint("fix the YAML syntax at this position")
 }
 
 struct Validator<'a> {
@@ -141,17 +114,13 @@ fn at(pos: Pos, file: &Path) -> Location {
 
 fn valid_arg_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn valid_variant_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
@@ -166,15 +135,11 @@ impl Validator<'_> {
 
     fn key(&self, path: &[&str]) -> Option<Location> {
         let locations = self.locations();
-        locations
-            .key(path)
-            .or_else(|| locations.value(path))
-            .map(|pos| at(pos, self.file))
+        locations.key(path).or_else(|| locations.value(path)).map(|pos| at(pos, self.file))
     }
 
     fn error(&mut self, code: Code, location: Option<Location>, message: String, hint: String) {
-        self.diagnostics
-            .push(Diagnostic::new(code, location, message).with_hint(hint));
+        self.diagnostics.push(Diagnostic::new(code, location, message).with_hint(hint));
     }
 
     /// Reports every key written twice in one mapping (serde only says that one was).
@@ -188,26 +153,15 @@ impl Validator<'_> {
                 Some(at(second, self.file)),
                 format!(
                     "`{name}` is declared twice{}",
-                    if within.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" in `{within}`")
-                    }
+                    if within.is_empty() { String::new() } else { format!(" in `{within}`") }
                 ),
-                format!(
-                    "the first is at {}; remove or rename one",
-                    at(first, self.file)
-                ),
+                format!("the first is at {}; remove or rename one", at(first, self.file)),
             );
         }
     }
 
     fn check(&mut self, raw: RawSpec) -> Spec {
-        let dir = self
-            .file
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let dir = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
         let stack = self.stack(&raw);
         let stack_valid = self.diagnostics.is_empty();
         let variants = self.variants(&raw);
@@ -216,12 +170,7 @@ impl Validator<'_> {
         let images = self.images(&raw, &dir, &stack, &variant_names, &bases);
         self.build_args(&["build_args"], &raw.build_args, &stack, &raw);
         for (name, variant) in &raw.variants {
-            self.build_args(
-                &["variants", name, "build_args"],
-                &variant.build_args,
-                &stack,
-                &raw,
-            );
+            self.build_args(&["variants", name, "build_args"], &variant.build_args, &stack, &raw);
         }
         let changes = self.changes(&raw.changes);
         let spec = Spec {
@@ -252,22 +201,16 @@ impl Validator<'_> {
         let stack = &raw.stack;
         if !stack.registry.is_empty() {
             let probe = format!("{}/probe", stack.registry);
-            if !matches!(reference::parse(&probe), Ok(r) if r.domain.as_deref() == Some(stack.registry.as_str()))
-            {
+            if !matches!(reference::parse(&probe), Ok(r) if r.domain.as_deref() == Some(stack.registry.as_str())) {
                 self.error(
                     Code::InvalidReference,
                     self.value(&["stack", "registry"]),
                     format!("`{}` is not a registry host", stack.registry),
-                    "write a host with an optional port, such as `ghcr.io` or `localhost:5000`"
-                        .into(),
+                    "write a host with an optional port, such as `ghcr.io` or `localhost:5000`".into(),
                 );
             }
         }
-        for component in stack
-            .namespace
-            .split('/')
-            .filter(|_| !stack.namespace.is_empty())
-        {
+        for component in stack.namespace.split('/').filter(|_| !stack.namespace.is_empty()) {
             if let Err(why) = reference::check_path_component(component) {
                 self.error(
                     Code::InvalidReference,
@@ -285,10 +228,7 @@ impl Validator<'_> {
                 "write something like `2026.11`".into(),
             );
         }
-        let parent_arg = stack
-            .parent_arg
-            .clone()
-            .unwrap_or_else(|| DEFAULT_PARENT_ARG.to_string());
+        let parent_arg = stack.parent_arg.clone().unwrap_or_else(|| DEFAULT_PARENT_ARG.to_string());
         if !valid_arg_name(&parent_arg) {
             self.error(
                 Code::InvalidValue,
@@ -302,6 +242,7 @@ impl Validator<'_> {
             namespace: stack.namespace.clone(),
             tag_prefix: stack.tag_prefix.clone(),
             parent_arg,
+            ca_bundle: stack.ca_bundle.as_ref().map(PathBuf::from),
         }
     }
 
@@ -324,13 +265,16 @@ impl Validator<'_> {
                     "use lowercase letters, digits, `-` and `_`, such as `cpu` or `cuda12`".into(),
                 );
             }
-            let suffix = variant.suffix.clone().unwrap_or_else(|| {
-                if position == 0 {
-                    String::new()
-                } else {
-                    format!("-{name}")
-                }
-            });
+            let suffix =
+                variant.suffix.clone().unwrap_or_else(
+                    || {
+                        if position == 0 {
+                            String::new()
+                        } else {
+                            format!("-{name}")
+                        }
+                    },
+                );
             out.push(Variant {
                 name: name.clone(),
                 suffix,
@@ -359,9 +303,7 @@ impl Validator<'_> {
                     format!("`{name}` names both an image and a base"),
                     format!(
                         "the base is declared at {}; rename one of them",
-                        self.key(&["bases", name])
-                            .map(|l| l.to_string())
-                            .unwrap_or_default()
+                        self.key(&["bases", name]).map(|l| l.to_string()).unwrap_or_default()
                     ),
                 );
             }
@@ -377,16 +319,22 @@ impl Validator<'_> {
                     continue;
                 }
             };
-            if let Some(recipe) = base.recipe.as_ref().map(|r| &r.debootstrap) {
-                if !(recipe.mirror.starts_with("http://") || recipe.mirror.starts_with("https://"))
-                {
+            if let Some(recipe) = &base.recipe {
+                if recipe.debootstrap.is_some() == recipe.import.is_some() {
+                    self.error(
+                        Code::InvalidValue,
+                        self.value(&["bases", name, "recipe"]),
+                        format!("base `{name}`: a recipe needs exactly one of `debootstrap` and `import`"),
+                        "write `recipe: {debootstrap: {suite: bookworm, mirror: ...}}` or `recipe: {import: rootfs.tar}`".into(),
+                    );
+                }
+            }
+            if let Some(recipe) = base.recipe.as_ref().and_then(|r| r.debootstrap.as_ref()) {
+                if !(recipe.mirror.starts_with("http://") || recipe.mirror.starts_with("https://")) {
                     self.error(
                         Code::InvalidValue,
                         self.value(&["bases", name, "recipe", "debootstrap", "mirror"]),
-                        format!(
-                            "base `{name}`: the debootstrap mirror `{}` is not an http(s) URL",
-                            recipe.mirror
-                        ),
+                        format!("base `{name}`: the debootstrap mirror `{}` is not an http(s) URL", recipe.mirror),
                         "write a Debian mirror URL, such as `http://deb.debian.org/debian`".into(),
                     );
                 }
@@ -412,45 +360,21 @@ impl Validator<'_> {
         if raw.bases.contains_key(name) {
             return Some(Parent::Base(name.to_string()));
         }
-        let candidates = raw
-            .images
-            .keys()
-            .chain(raw.bases.keys())
-            .map(String::as_str);
+        let candidates = raw.images.keys().chain(raw.bases.keys()).map(String::as_str);
         let hint = match did_you_mean(name, candidates) {
-            Some(best) => format!(
-                "did you mean `{best}`? A {what} must be an image or a base declared in this file"
-            ),
-            None => format!(
-                "a {what} must be an image under `images` or a base under `bases` in this file"
-            ),
+            Some(best) => format!("did you mean `{best}`? A {what} must be an image or a base declared in this file"),
+            None => format!("a {what} must be an image under `images` or a base under `bases` in this file"),
         };
-        self.error(
-            Code::UnknownImage,
-            self.value(path),
-            format!("unknown {what} `{name}`"),
-            hint,
-        );
+        self.error(Code::UnknownImage, self.value(path), format!("unknown {what} `{name}`"), hint);
         None
     }
 
     fn unknown_variant(&mut self, name: &str, location: Option<Location>, variants: &[String]) {
         let hint = match did_you_mean(name, variants.iter().map(String::as_str)) {
-            Some(best) => format!(
-                "did you mean `{best}`? The stack's variants are: {}",
-                variants.join(", ")
-            ),
-            None => format!(
-                "the stack's variants are: {} (declared under `variants`)",
-                variants.join(", ")
-            ),
+            Some(best) => format!("did you mean `{best}`? The stack's variants are: {}", variants.join(", ")),
+            None => format!("the stack's variants are: {} (declared under `variants`)", variants.join(", ")),
         };
-        self.error(
-            Code::UnknownVariant,
-            location,
-            format!("unknown variant `{name}`"),
-            hint,
-        );
+        self.error(Code::UnknownVariant, location, format!("unknown variant `{name}`"), hint);
     }
 
     fn images(
@@ -486,19 +410,9 @@ impl Validator<'_> {
             if !dir.join(&image_dir).is_dir() {
                 self.error(
                     Code::MissingDirectory,
-                    if image.dir.is_some() {
-                        self.value(&key("dir"))
-                    } else {
-                        self.key(&["images", name])
-                    },
-                    format!(
-                        "image `{name}`: the directory {} does not exist",
-                        dir.join(&image_dir).display()
-                    ),
-                    format!(
-                        "create it with a Dockerfile, or set `dir:` to the image's folder under {}",
-                        dir.display()
-                    ),
+                    if image.dir.is_some() { self.value(&key("dir")) } else { self.key(&["images", name]) },
+                    format!("image `{name}`: the directory {} does not exist", dir.join(&image_dir).display()),
+                    format!("create it with a Dockerfile, or set `dir:` to the image's folder under {}", dir.display()),
                 );
             } else if !dir.join(&dockerfile).is_file() {
                 self.error(
@@ -508,10 +422,7 @@ impl Validator<'_> {
                     } else {
                         self.key(&["images", name])
                     },
-                    format!(
-                        "image `{name}`: the Dockerfile {} does not exist",
-                        dir.join(&dockerfile).display()
-                    ),
+                    format!("image `{name}`: the Dockerfile {} does not exist", dir.join(&dockerfile).display()),
                     "add it, or set `dockerfile:` to its name inside the image's folder".into(),
                 );
             }
@@ -521,8 +432,7 @@ impl Validator<'_> {
                 Some(list) => {
                     for (i, variant) in list.iter().enumerate() {
                         if !variants.contains(variant) {
-                            let location =
-                                self.value(&["images", name, "variants", &i.to_string()]);
+                            let location = self.value(&["images", name, "variants", &i.to_string()]);
                             self.unknown_variant(variant, location, variants);
                         }
                     }
@@ -534,11 +444,7 @@ impl Validator<'_> {
                             "list at least one variant, or remove the image".into(),
                         );
                     }
-                    variants
-                        .iter()
-                        .filter(|v| list.contains(v))
-                        .cloned()
-                        .collect()
+                    variants.iter().filter(|v| list.contains(v)).cloned().collect()
                 }
             };
             // Parents, per variant.
@@ -562,17 +468,16 @@ impl Validator<'_> {
                             self.error(
                                 Code::VariantOptOut,
                                 self.key(&["images", name, "parent", variant]),
-                                format!("image `{name}` declares a parent for variant `{variant}` but is not built in it"),
+                                format!(
+                                    "image `{name}` declares a parent for variant `{variant}` but is not built in it"
+                                ),
                                 format!("remove the entry, or add `{variant}` to the image's `variants`"),
                             );
                             continue;
                         }
-                        if let Some(resolved) = self.resolve(
-                            raw,
-                            parent,
-                            &["images", name, "parent", variant],
-                            "parent",
-                        ) {
+                        if let Some(resolved) =
+                            self.resolve(raw, parent, &["images", name, "parent", variant], "parent")
+                        {
                             parents.insert(variant.clone(), resolved);
                         }
                     }
@@ -634,7 +539,9 @@ impl Validator<'_> {
                 if !raw.doc_commands.contains_key(command) {
                     let location = self.value(&["images", name, "doc_commands", &i.to_string()]);
                     let hint = match did_you_mean(command, raw.doc_commands.keys().map(String::as_str)) {
-                        Some(best) => format!("did you mean `{best}`? Declare commands under the top-level `doc_commands`"),
+                        Some(best) => {
+                            format!("did you mean `{best}`? Declare commands under the top-level `doc_commands`")
+                        }
                         None => "declare it under the top-level `doc_commands`".into(),
                     };
                     self.error(
@@ -670,10 +577,7 @@ impl Validator<'_> {
         for name in args.keys() {
             let reserved = *name == stack.parent_arg
                 || name.strip_suffix("_IMAGE").is_some_and(|_| {
-                    raw.images
-                        .keys()
-                        .chain(raw.bases.keys())
-                        .any(|n| Spec::dependency_arg(n) == *name)
+                    raw.images.keys().chain(raw.bases.keys()).any(|n| Spec::dependency_arg(n) == *name)
                 });
             let mut key_path = path.to_vec();
             key_path.push(name);
@@ -709,13 +613,8 @@ impl Validator<'_> {
                     }
                 }
             }
-            let set = builder
-                .build()
-                .unwrap_or_else(|_| globset::GlobSet::empty());
-            Globs {
-                patterns: patterns.to_vec(),
-                set,
-            }
+            let set = builder.build().unwrap_or_else(|_| globset::GlobSet::empty());
+            Globs { patterns: patterns.to_vec(), set }
         };
         ChangeRules {
             ignore: compile("ignore", &raw.ignore),
@@ -728,11 +627,7 @@ impl Validator<'_> {
     fn repositories(&mut self, spec: &Spec) {
         for image in spec.images.values() {
             for variant in &image.variants {
-                let text = format!(
-                    "{}:{}",
-                    spec.repository(&image.name, variant),
-                    spec.stack.tag_prefix
-                );
+                let text = format!("{}:{}", spec.repository(&image.name, variant), spec.stack.tag_prefix);
                 if let Err(why) = reference::parse(&text) {
                     let location = self.key(&["images", &image.name]);
                     self.error(
@@ -750,19 +645,11 @@ impl Validator<'_> {
         let mut reported = BTreeSet::new();
         for variant in &spec.variants {
             let mut edges = Vec::new();
-            for image in spec
-                .images
-                .values()
-                .filter(|image| image.variants.contains(&variant.name))
-            {
+            for image in spec.images.values().filter(|image| image.variants.contains(&variant.name)) {
                 if let Some(Parent::Image(parent)) = image.parents.get(&variant.name) {
                     edges.push((image.name.clone(), parent.clone()));
                 }
-                for dependency in image
-                    .depends_on
-                    .iter()
-                    .filter(|d| spec.images.contains_key(*d))
-                {
+                for dependency in image.depends_on.iter().filter(|d| spec.images.contains_key(*d)) {
                     edges.push((image.name.clone(), dependency.clone()));
                 }
             }
@@ -798,39 +685,21 @@ impl Validator<'_> {
             };
             let distinct: BTreeSet<&Parent> = image.parents.values().collect();
             let parent = if distinct.len() == 1 {
-                format!(
-                    "`{}`",
-                    image
-                        .parents
-                        .values()
-                        .next()
-                        .map(Parent::name)
-                        .unwrap_or_default()
-                )
+                format!("`{}`", image.parents.values().next().map(Parent::name).unwrap_or_default())
             } else {
-                image
-                    .parents
-                    .iter()
-                    .map(|(v, p)| format!("`{}` ({v})", p.name()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                image.parents.iter().map(|(v, p)| format!("`{}` ({v})", p.name())).collect::<Vec<_>>().join(", ")
             };
             let mut expected = dockerfile::Expected {
                 image: &image.name,
                 parent_arg: &spec.stack.parent_arg,
                 parent,
                 parent_location: None,
-                dependency_args: image
-                    .depends_on
-                    .iter()
-                    .map(|d| (Spec::dependency_arg(d), d.clone()))
-                    .collect(),
+                dependency_args: image.depends_on.iter().map(|d| (Spec::dependency_arg(d), d.clone())).collect(),
             };
             if !dockerfile::check(&path, &text, &expected).is_empty() {
                 // Again, with the spec's location in the messages.
                 expected.parent_location = self.value(&["images", &image.name, "parent"]);
-                self.diagnostics
-                    .extend(dockerfile::check(&path, &text, &expected));
+                self.diagnostics.extend(dockerfile::check(&path, &text, &expected));
             }
         }
     }

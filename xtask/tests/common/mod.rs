@@ -77,9 +77,7 @@ impl Stack {
         let sh = Shell::new().unwrap();
         sh.change_dir(self.root());
         cmd!(sh, "git init -q -b main").run().unwrap();
-        cmd!(sh, "git config user.email test@example.org")
-            .run()
-            .unwrap();
+        cmd!(sh, "git config user.email test@example.org").run().unwrap();
         cmd!(sh, "git config user.name Test").run().unwrap();
         cmd!(sh, "git config commit.gpgsign false").run().unwrap();
         self.commit(&sh, "fixture stack");
@@ -88,9 +86,6 @@ impl Stack {
 
     pub fn commit(&self, sh: &Shell, message: &str) {
         cmd!(sh, "git add -A").quiet().run().unwrap();
-        cmd!(sh, "git commit -q -m {message}")
-            .quiet()
-            .run()
-            .unwrap();
+        cmd!(sh, "git commit -q -m {message}").quiet().run().unwrap();
     }
 }

@@ -1,0 +1,162 @@
+//! `cargo xtask build`: builds what the plan names (and the ancestors it needs) through the
+//! engine, with live progress, per-image logs and a summary table.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use tokio::sync::watch;
+
+use super::plan::Selector;
+use super::Cli;
+use crate::build::{self, BuildOptions};
+use crate::engine::Engine;
+use crate::git::Repo;
+use crate::graph::ImageGraph;
+use crate::render;
+use crate::report::Reporter;
+
+#[derive(Debug, Args)]
+pub struct Build {
+    #[command(flatten)]
+    pub selector: Selector,
+    /// Images built at the same time [default: the number of CPUs, at least 2]
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Stop everything at the first failure (by default other branches go on)
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Build without the layer cache (implies --force)
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Build even images whose inputs have not changed
+    #[arg(long)]
+    pub force: bool,
+    /// Use this image's layers as cache (pulled when absent; skipped with a notice when unreachable)
+    #[arg(long = "cache-from", value_name = "REF")]
+    pub cache_from: Vec<String>,
+    /// A CA bundle RUN steps may trust through a bind mount [default: stack.ca_bundle]
+    #[arg(long, value_name = "PATH")]
+    pub ca_bundle: Option<PathBuf>,
+    /// Print what would be built and why, and touch no engine
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// How a build run ended, when not well; mapped to exit codes.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildRunError {
+    #[error("{failed} of {total} images did not build (see above)")]
+    Failed { failed: usize, total: usize },
+    #[error("interrupted: running builds were cancelled; no tag was moved for them")]
+    Interrupted,
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2)
+}
+
+/// Turns Ctrl-C and SIGTERM into `true` on the returned channel.
+fn interrupts(reporter: Arc<Reporter>) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let terminated = async {
+                match term.as_mut() {
+                    Some(term) => {
+                        term.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminated => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        reporter.note("interrupted: cancelling running builds, starting no new ones");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+impl Build {
+    pub async fn run(&self, cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+        let (spec, plan, _) = self.selector.plan(cli)?;
+        let graph = ImageGraph::new(&spec);
+        let nodes = build::build_set(&graph, &plan);
+        if self.dry_run {
+            out.write_all(render::plan::text(&plan).as_bytes())?;
+            let extra = nodes.len() - plan.to_build().count();
+            if extra > 0 {
+                writeln!(
+                    out,
+                    "\nand {extra} ancestor image{} they need, rebuilt only if their inputs changed",
+                    if extra == 1 { "" } else { "s" }
+                )?;
+            }
+            return Ok(());
+        }
+        if nodes.is_empty() {
+            out.write_all(render::plan::text(&plan).as_bytes())?;
+            return Ok(());
+        }
+        let root = spec.dir.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        let reporter = Arc::new(Reporter::new(&root.join("target/xtask/logs")));
+        let engine = Engine::connect().await?;
+        reporter.note(&format!(
+            "engine {} (API {}) at {}; {} image{} to check",
+            engine.server_version,
+            engine.api_version,
+            engine.host,
+            nodes.len(),
+            if nodes.len() == 1 { "" } else { "s" }
+        ));
+        let repo = Repo::discover(&spec.dir).ok();
+        let ca_bundle = self.ca_bundle.clone().or_else(|| {
+            let configured = spec.stack.ca_bundle.clone()?;
+            let path = if configured.is_absolute() { configured } else { spec.dir.join(configured) };
+            if path.is_file() {
+                Some(path)
+            } else {
+                reporter.note(&format!(
+                    "notice: stack.ca_bundle {} does not exist here; RUN steps get an empty bundle",
+                    path.display()
+                ));
+                None
+            }
+        });
+        let options = BuildOptions {
+            jobs: self.jobs.unwrap_or_else(default_jobs),
+            fail_fast: self.fail_fast,
+            no_cache: self.no_cache,
+            force: self.force,
+            cache_from: self.cache_from.clone(),
+            ca_bundle,
+            revision: repo.as_ref().and_then(Repo::revision),
+            source: repo.as_ref().and_then(Repo::source),
+        };
+        let interrupt = interrupts(reporter.clone());
+        let watched = interrupt.clone();
+        let report = build::build(Arc::new(spec), &graph, &nodes, engine, options, reporter, interrupt).await?;
+        out.write_all(build::summary(&report).as_bytes())?;
+        let failures = build::failures(&report);
+        if !failures.is_empty() {
+            eprint!("{failures}");
+        }
+        if *watched.borrow() {
+            return Err(BuildRunError::Interrupted.into());
+        }
+        if report.failed() {
+            let failed =
+                report.rows.iter().filter(|row| !matches!(row.outcome, crate::scheduler::Outcome::Done(_))).count();
+            return Err(BuildRunError::Failed { failed, total: report.rows.len() }.into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,235 @@
+//! The only module that talks to the Docker engine (through bollard, never the CLI).
+//!
+//! Everything else asks it through plain async functions, and gets back [`EngineError`]s that
+//! say which operation failed on which image and how to fix it. `DOCKER_HOST` (unix, tcp, ssh)
+//! is honoured; the API version is negotiated, and engines older than API 1.41 are refused.
+
+use std::collections::HashMap;
+
+use bollard::models::{BuildInfo, BuildInfoAux, ImageInspect, ImageSummary};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder, ListImagesOptionsBuilder,
+    RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+/// The oldest Engine API this tool speaks (Debian 12's Docker 20.10).
+pub const MIN_API: (u32, u32) = (1, 41);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot reach the Docker engine at {host}: {reason}\n  hint: start it (`dockerd`, or `systemctl start docker`), or point DOCKER_HOST at one (unix://, tcp://, ssh://)")]
+    Unreachable { host: String, reason: String },
+    #[error("the Docker engine at {host} speaks API {api}; this tool needs {}.{} or newer\n  hint: upgrade the engine (Debian 12's docker.io is enough)", MIN_API.0, MIN_API.1)]
+    TooOld { host: String, api: String },
+    #[error("{operation} {target}: {message}{}", hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
+    Failed { operation: &'static str, target: String, message: String, hint: Option<String> },
+}
+
+impl EngineError {
+    fn failed(operation: &'static str, target: &str, error: impl std::fmt::Display) -> EngineError {
+        let message = error.to_string();
+        let hint = hint_for(&message);
+        EngineError::Failed { operation, target: target.to_string(), message, hint }
+    }
+}
+
+/// A fix for the engine errors people meet most.
+fn hint_for(message: &str) -> Option<String> {
+    if message.contains("no space left on device") {
+        Some(
+            "the engine's disk is full: free space with `docker system prune` (or `docker builder prune`) and retry"
+                .into(),
+        )
+    } else if message.contains("permission denied") && message.contains("docker.sock") {
+        Some("add your user to the `docker` group, or run as root".into())
+    } else {
+        None
+    }
+}
+
+/// What a build reports while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildEvent {
+    /// A step started: `[2/5] RUN apt-get update`.
+    Step(String),
+    /// A line of output.
+    Output(String),
+}
+
+/// One build, ready to send.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// The context, as a tar archive.
+    pub context: Vec<u8>,
+    /// The Dockerfile's path inside the context.
+    pub dockerfile: String,
+    pub build_args: HashMap<String, String>,
+    pub labels: HashMap<String, String>,
+    pub no_cache: bool,
+    pub cache_from: Vec<String>,
+    /// What the messages call this build (`base-notebook@gpu`).
+    pub name: String,
+}
+
+/// A connection to the engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+    pub host: String,
+    pub api_version: String,
+    pub server_version: String,
+}
+
+fn is_not_found(error: &bollard::errors::Error) -> bool {
+    matches!(error, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+impl Engine {
+    /// Connects to the engine `DOCKER_HOST` names (the local socket by default).
+    pub async fn connect() -> Result<Engine, EngineError> {
+        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let unreachable = |reason: String| EngineError::Unreachable { host: host.clone(), reason };
+        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
+        let docker = tokio::time::timeout(std::time::Duration::from_secs(30), docker.negotiate_version())
+            .await
+            .map_err(|_| unreachable("no answer within 30 s".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let version = docker.version().await.map_err(|e| unreachable(e.to_string()))?;
+        let api_version = version.api_version.unwrap_or_default();
+        let parsed: Vec<u32> = api_version.split('.').filter_map(|part| part.parse().ok()).collect();
+        if parsed.len() < 2 || (parsed[0], parsed[1]) < MIN_API {
+            return Err(EngineError::TooOld { host, api: api_version });
+        }
+        Ok(Engine { docker, host, api_version, server_version: version.version.unwrap_or_default() })
+    }
+
+    /// The image `reference` (a name, a tag or an ID), if the engine has it.
+    pub async fn image(&self, reference: &str) -> Result<Option<ImageInspect>, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => Ok(Some(image)),
+            Err(error) if is_not_found(&error) => Ok(None),
+            Err(error) => Err(EngineError::failed("inspecting image", reference, error)),
+        }
+    }
+
+    /// Images carrying every `key=value` label given.
+    pub async fn images_labelled(&self, labels: &[(&str, &str)]) -> Result<Vec<ImageSummary>, EngineError> {
+        let filters: HashMap<String, Vec<String>> =
+            HashMap::from([("label".to_string(), labels.iter().map(|(k, v)| format!("{k}={v}")).collect())]);
+        let options = ListImagesOptionsBuilder::default().filters(&filters).build();
+        let target = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        self.docker
+            .list_images(Some(options))
+            .await
+            .map_err(|e| EngineError::failed("listing images labelled", &target, e))
+    }
+
+    /// Points `repository:tag` at image `id`.
+    pub async fn tag(&self, id: &str, repository: &str, tag: &str) -> Result<(), EngineError> {
+        let options = TagImageOptionsBuilder::default().repo(repository).tag(tag).build();
+        self.docker
+            .tag_image(id, Some(options))
+            .await
+            .map_err(|e| EngineError::failed("tagging", &format!("{id} as {repository}:{tag}"), e))
+    }
+
+    /// Removes a tag or an image; an image that is gone already is fine.
+    pub async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
+        let options = RemoveImageOptionsBuilder::default().noprune(false).build();
+        match self.docker.remove_image(reference, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(error) if is_not_found(&error) => Ok(()),
+            Err(error) => Err(EngineError::failed("removing image", reference, error)),
+        }
+    }
+
+    /// Pulls `reference` from its registry.
+    pub async fn pull(&self, reference: &str) -> Result<(), EngineError> {
+        let options = CreateImageOptionsBuilder::default().from_image(reference).build();
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| EngineError::failed("pulling", reference, e))?;
+            if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                return Err(EngineError::failed("pulling", reference, error));
+            }
+        }
+        Ok(())
+    }
+
+    /// Imports a root file system (a tar archive) as image `repository:tag` (`docker import`).
+    pub async fn import(&self, root_fs: Vec<u8>, repository: &str, tag: &str) -> Result<String, EngineError> {
+        let target = format!("{repository}:{tag}");
+        let options = CreateImageOptionsBuilder::default().from_src("-").repo(repository).tag(tag).build();
+        let mut stream = self.docker.create_image(Some(options), Some(bollard::body_full(root_fs.into())), None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| EngineError::failed("importing", &target, e))?;
+            if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                return Err(EngineError::failed("importing", &target, error));
+            }
+        }
+        let image = self
+            .image(&target)
+            .await?
+            .ok_or_else(|| EngineError::failed("importing", &target, "the engine did not keep the image"))?;
+        Ok(image.id.unwrap_or_default())
+    }
+
+    /// Builds with BuildKit and returns the new image's ID. Tags nothing: the caller tags once
+    /// the build has succeeded, so a failed or interrupted build leaves no tag behind. Dropping
+    /// the returned future cancels the build on the engine.
+    pub async fn build(
+        &self,
+        request: BuildRequest,
+        mut on_event: impl FnMut(BuildEvent),
+    ) -> Result<String, EngineError> {
+        let session = format!("xtask-{}-{}", std::process::id(), request.name.replace(['@', '/'], "-"));
+        let options = BuildImageOptionsBuilder::default()
+            .dockerfile(&request.dockerfile)
+            .buildargs(&request.build_args)
+            .labels(&request.labels)
+            .nocache(request.no_cache)
+            .cachefrom(&request.cache_from)
+            .rm(true)
+            .forcerm(true)
+            .version(BuilderVersion::BuilderBuildKit)
+            .session(&session)
+            .build();
+        let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(request.context.into())));
+        let mut id = None;
+        let mut steps: HashMap<String, String> = HashMap::new();
+        while let Some(item) = stream.next().await {
+            let info: BuildInfo = item.map_err(|e| EngineError::failed("building", &request.name, e))?;
+            if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                return Err(EngineError::failed("building", &request.name, message));
+            }
+            if let Some(line) = info.stream {
+                for line in line.lines().filter(|l| !l.trim().is_empty()) {
+                    on_event(BuildEvent::Output(line.to_string()));
+                }
+            }
+            match info.aux {
+                Some(BuildInfoAux::Default(image)) => id = image.id.or(id),
+                Some(BuildInfoAux::BuildKit(status)) => {
+                    for vertex in status.vertexes {
+                        if vertex.started.is_some() && !steps.contains_key(&vertex.digest) {
+                            steps.insert(vertex.digest.clone(), vertex.name.clone());
+                            on_event(BuildEvent::Step(vertex.name.clone()));
+                        }
+                        if !vertex.error.is_empty() {
+                            on_event(BuildEvent::Output(format!("ERROR {}: {}", vertex.name, vertex.error)));
+                        }
+                    }
+                    for log in status.logs {
+                        for line in String::from_utf8_lossy(&log.msg).lines().filter(|l| !l.trim().is_empty()) {
+                            on_event(BuildEvent::Output(line.to_string()));
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+        id.ok_or_else(|| EngineError::failed("building", &request.name, "the engine reported no image ID"))
+    }
+}
