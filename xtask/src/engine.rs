@@ -126,6 +126,28 @@ impl Engine {
             .map_err(|e| EngineError::failed("listing images labelled", &target, e))
     }
 
+    /// Images whose name matches `pattern` (`registry.example.org/team/*`), with their tags.
+    pub async fn images_named(&self, pattern: &str) -> Result<Vec<ImageSummary>, EngineError> {
+        let filters: HashMap<String, Vec<String>> =
+            HashMap::from([("reference".to_string(), vec![pattern.to_string()])]);
+        let options = ListImagesOptionsBuilder::default().filters(&filters).build();
+        self.docker
+            .list_images(Some(options))
+            .await
+            .map_err(|e| EngineError::failed("listing images named", pattern, e))
+    }
+
+    /// The IDs of every container on the engine, running or not.
+    pub async fn containers(&self) -> Result<Vec<String>, EngineError> {
+        let options = bollard::query_parameters::ListContainersOptionsBuilder::default().all(true).build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| EngineError::failed("listing", "containers", e))?;
+        Ok(containers.into_iter().filter_map(|c| c.id).collect())
+    }
+
     /// Points `repository:tag` at image `id`.
     pub async fn tag(&self, id: &str, repository: &str, tag: &str) -> Result<(), EngineError> {
         let options = TagImageOptionsBuilder::default().repo(repository).tag(tag).build();
@@ -135,9 +157,10 @@ impl Engine {
             .map_err(|e| EngineError::failed("tagging", &format!("{id} as {repository}:{tag}"), e))
     }
 
-    /// Removes a tag or an image; an image that is gone already is fine.
-    pub async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
-        let options = RemoveImageOptionsBuilder::default().noprune(false).build();
+    /// Removes a tag or an image (`force`: even when several tags name it); an image that is
+    /// gone already is fine.
+    pub async fn remove_image(&self, reference: &str, force: bool) -> Result<(), EngineError> {
+        let options = RemoveImageOptionsBuilder::default().noprune(false).force(force).build();
         match self.docker.remove_image(reference, Some(options), None).await {
             Ok(_) => Ok(()),
             Err(error) if is_not_found(&error) => Ok(()),

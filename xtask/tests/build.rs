@@ -1,0 +1,346 @@
+//! `cargo xtask build` against the real Docker engine, on the fixture stack (busybox-based, so
+//! each build takes a second). Every test uses its own namespace and removes its images.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use common::Stack;
+use tokio::sync::watch;
+use xtask::build::{self, BuildOptions, BuildReport, Status, BUILD_TAG, LABEL_INPUTS, LABEL_PARENT};
+use xtask::engine::Engine;
+use xtask::graph::ImageGraph;
+use xtask::plan::{plan, PlanRequest, Selection, Variants};
+use xtask::report::Reporter;
+use xtask::scheduler::Outcome;
+use xtask::spec::Spec;
+
+/// The base every fixture image is built on: busybox, imported from the `busybox-static`
+/// package's binary by the spec's `import` recipe.
+const BASE: &str = "localhost/xtask-fixture/busybox:1";
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Imports the busybox base once for the whole test binary: a new import gets a new ID, which
+/// would make every other test's images out of date.
+fn ensure_base() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let engine = Engine::connect().await.unwrap();
+                if engine.image(BASE).await.unwrap().is_none() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let tar = dir.path().join("busybox.tar");
+                    busybox_rootfs(&tar);
+                    let (repository, tag) = BASE.rsplit_once(':').unwrap();
+                    engine.import(std::fs::read(tar).unwrap(), repository, tag).await.unwrap();
+                }
+            });
+        })
+        .join()
+        .unwrap();
+    });
+}
+
+/// A fixture stack in its own namespace, with a busybox base recipe. Removes its images when
+/// dropped, whether the test passed or not.
+struct EngineStack {
+    stack: Stack,
+    namespace: String,
+}
+
+fn busybox_rootfs(target: &Path) {
+    let busybox = Path::new("/bin/busybox");
+    assert!(busybox.is_file(), "these tests need /bin/busybox: install the `busybox-static` package (.ci/run does)");
+    let mut tar = tar::Builder::new(std::fs::File::create(target).unwrap());
+    let mut header = tar::Header::new_gnu();
+    let bytes = std::fs::read(busybox).unwrap();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o755);
+    tar.append_data(&mut header, "bin/busybox", bytes.as_slice()).unwrap();
+    for applet in ["sh", "echo", "cat", "sleep", "true", "false", "ls"] {
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_size(0);
+        link.set_mode(0o777);
+        tar.append_link(&mut link, format!("bin/{applet}"), "busybox").unwrap();
+    }
+    tar.finish().unwrap();
+}
+
+impl EngineStack {
+    fn new() -> EngineStack {
+        ensure_base();
+        EngineStack::with_base(BASE)
+    }
+
+    /// A stack on base `base`, made by the `import` recipe when the engine lacks it.
+    fn with_base(base: &str) -> EngineStack {
+        let stack = Stack::new();
+        let namespace = format!("t{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        stack.edit_spec("namespace: fixture", &format!("namespace: {namespace}"));
+        stack.edit_spec(
+            "    image: localhost/debian:bookworm\n    recipe:\n      debootstrap:\n        suite: bookworm\n        mirror: http://deb.debian.org/debian\n",
+            &format!("    image: {base}\n    recipe:\n      import: busybox.tar\n"),
+        );
+        busybox_rootfs(&stack.root().join("images/busybox.tar"));
+        EngineStack { stack, namespace }
+    }
+
+    fn repository(&self, image: &str) -> String {
+        format!("registry.example.org/{}/{image}", self.namespace)
+    }
+
+    async fn build(&self, variants: Variants, options: BuildOptions) -> BuildReport {
+        let (_tx, rx) = watch::channel(false);
+        self.build_with(variants, options, rx).await
+    }
+
+    async fn build_with(
+        &self,
+        variants: Variants,
+        options: BuildOptions,
+        interrupt: watch::Receiver<bool>,
+    ) -> BuildReport {
+        let spec = Spec::load(&self.stack.spec_file()).unwrap_or_else(|e| panic!("{e}"));
+        let graph = ImageGraph::new(&spec);
+        let request = PlanRequest { selection: Selection::All, images: vec![], variants };
+        let plan = plan(&spec, &graph, &request, "images").unwrap();
+        let nodes = build::build_set(&graph, &plan);
+        let engine = Engine::connect().await.unwrap();
+        let reporter = Arc::new(Reporter::quiet(&self.stack.root().join("target/logs")));
+        let options = BuildOptions { jobs: 4, ..options };
+        build::build(Arc::new(spec), &graph, &nodes, engine, options, reporter, interrupt).await.unwrap()
+    }
+}
+
+impl Drop for EngineStack {
+    fn drop(&mut self) {
+        let pattern = format!("registry.example.org/{}/*", self.namespace);
+        // A runtime of its own: drop may run inside a test's runtime.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let engine = Engine::connect().await.unwrap();
+                for image in engine.images_named(&pattern).await.unwrap() {
+                    let _ = engine.remove_image(&image.id, true).await;
+                }
+            });
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+/// `(name, status)` for each row: `built`, `up to date`, `failed`, `skipped by X`, ...
+fn statuses(report: &BuildReport) -> Vec<(String, String)> {
+    report
+        .rows
+        .iter()
+        .map(|row| {
+            let status = match &row.outcome {
+                Outcome::Done(built) if built.status == Status::Built => "built".to_string(),
+                Outcome::Done(_) => "up to date".to_string(),
+                Outcome::Failed(_) => "failed".to_string(),
+                Outcome::Skipped { because } => format!("skipped by {because}"),
+                Outcome::Cancelled => "cancelled".to_string(),
+                Outcome::NotStarted => "not started".to_string(),
+            };
+            (row.id.name.clone(), status)
+        })
+        .collect()
+}
+
+fn all(report: &BuildReport, status: &str) -> bool {
+    statuses(report).iter().all(|(_, s)| s == status)
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+#[tokio::test]
+async fn builds_in_graph_order_overlapping_independent_images_then_is_a_no_op() {
+    let stack = EngineStack::new();
+    let first = stack.build(Variants::Default, BuildOptions::default()).await;
+    assert!(all(&first, "built"), "{:?}", statuses(&first));
+    let names: Vec<&str> = first.rows.iter().map(|row| row.id.name.as_str()).collect();
+    assert_eq!(names, ["base", "tools", "app", "extra"]);
+    // Graph order: a child starts after its parents end.
+    let span = |name: &str| {
+        let row = first.rows.iter().find(|row| row.id.name == name).unwrap();
+        let start = row.started.unwrap();
+        (start, start + row.duration)
+    };
+    let (base, tools, app, extra) = (span("base"), span("tools"), span("app"), span("extra"));
+    assert!(app.0 >= base.1 && app.0 >= tools.1 && extra.0 >= app.1);
+    // base and tools are independent: they ran at the same time.
+    assert!(base.0 < tools.1 && tools.0 < base.1, "base {base:?} and tools {tools:?} did not overlap");
+
+    let second = stack.build(Variants::Default, BuildOptions::default()).await;
+    assert!(all(&second, "up to date"), "{:?}", statuses(&second));
+    for (a, b) in first.rows.iter().zip(&second.rows) {
+        let (Outcome::Done(a), Outcome::Done(b)) = (&a.outcome, &b.outcome) else { unreachable!() };
+        assert_eq!(a.id, b.id, "the same image, not a rebuild");
+    }
+}
+
+#[tokio::test]
+async fn a_change_rebuilds_that_image_and_its_descendants_only() {
+    let stack = EngineStack::new();
+    stack.build(Variants::Default, BuildOptions::default()).await;
+    stack.stack.write("images/tools/data.txt", "new data\n");
+    let report = stack.build(Variants::Default, BuildOptions::default()).await;
+    assert_eq!(
+        statuses(&report),
+        pairs(&[("base", "up to date"), ("tools", "built"), ("app", "built"), ("extra", "built")])
+    );
+}
+
+#[tokio::test]
+async fn a_dockerignored_change_rebuilds_nothing() {
+    let stack = EngineStack::new();
+    stack.stack.write("images/base/.dockerignore", "*.log\n");
+    stack.build(Variants::Default, BuildOptions::default()).await;
+    stack.stack.write("images/base/debug.log", "noise\n");
+    let report = stack.build(Variants::Default, BuildOptions::default()).await;
+    assert!(all(&report, "up to date"), "{:?}", statuses(&report));
+}
+
+#[tokio::test]
+async fn a_failure_skips_descendants_while_a_sibling_branch_builds() {
+    let stack = EngineStack::new();
+    stack
+        .stack
+        .write("images/tools/Dockerfile", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo about to fail && false\n");
+    let report = stack.build(Variants::All, BuildOptions::default()).await;
+    assert_eq!(
+        statuses(&report),
+        pairs(&[
+            ("base", "built"),
+            ("tools", "failed"),
+            ("base@gpu", "built"),
+            ("tools@gpu", "failed"),
+            ("app", "skipped by tools"),
+            ("app@gpu", "skipped by tools@gpu"),
+            ("extra", "skipped by tools"),
+        ])
+    );
+    let Outcome::Failed(failure) = &report.rows[1].outcome else { unreachable!() };
+    assert!(failure.step.as_deref().unwrap_or_default().contains("RUN echo about to fail && false"), "{failure:?}");
+    assert!(failure.tail.iter().any(|line| line.contains("about to fail")), "{failure:?}");
+    assert!(failure.log.is_file());
+    let text = build::failures(&report);
+    assert!(text.contains("tools failed at [2/2] RUN echo about to fail && false"), "{text}");
+    // Nothing was tagged for the failed image.
+    let engine = Engine::connect().await.unwrap();
+    assert!(engine.image(&format!("{}:{BUILD_TAG}", stack.repository("tools"))).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn an_interrupt_cancels_the_build_and_leaves_no_container_and_no_tag() {
+    let stack = EngineStack::new();
+    stack.stack.write("images/tools/Dockerfile", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN sleep 60\n");
+    let engine = Engine::connect().await.unwrap();
+    let containers_before = engine.containers().await.unwrap();
+    let (tx, rx) = watch::channel(false);
+    let interrupter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        tx.send(true).unwrap();
+    });
+    let started = std::time::Instant::now();
+    let report = stack.build_with(Variants::Default, BuildOptions::default(), rx).await;
+    interrupter.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30), "the build was not cancelled");
+    let status: HashMap<String, String> = statuses(&report).into_iter().collect();
+    assert_eq!(status["tools"], "cancelled");
+    assert_eq!(status["app"], "not started");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(engine.containers().await.unwrap(), containers_before, "the interrupted build left containers");
+    for image in ["tools", "app", "extra"] {
+        for tag in [BUILD_TAG] {
+            assert!(
+                engine.image(&format!("{}:{tag}", stack.repository(image))).await.unwrap().is_none(),
+                "{image}:{tag} was tagged"
+            );
+        }
+    }
+    let tools_tags: Vec<String> = engine
+        .images_named(&stack.repository("tools"))
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|image| image.repo_tags)
+        .collect();
+    assert!(tools_tags.is_empty(), "{tools_tags:?}");
+}
+
+#[tokio::test]
+async fn labels_say_what_the_image_is_and_what_built_it() {
+    let stack = EngineStack::new();
+    let options = BuildOptions {
+        revision: Some("abc123".into()),
+        source: Some("https://example.org/stack.git".into()),
+        ..Default::default()
+    };
+    let report = stack.build(Variants::All, options).await;
+    assert!(all(&report, "built"), "{:?}", statuses(&report));
+    let engine = Engine::connect().await.unwrap();
+    let app = engine.image(&format!("{}:{BUILD_TAG}", stack.repository("app-gpu"))).await.unwrap().unwrap();
+    let labels = app.config.unwrap().labels.unwrap();
+    let base = report.rows.iter().find(|row| row.id.name == "base@gpu").unwrap();
+    let Outcome::Done(base) = &base.outcome else { unreachable!() };
+    let app_row = report.rows.iter().find(|row| row.id.name == "app@gpu").unwrap();
+    let Outcome::Done(app_built) = &app_row.outcome else { unreachable!() };
+    for (key, value) in [
+        ("org.opencontainers.image.title", "app-gpu"),
+        ("org.opencontainers.image.version", "1.0"),
+        ("org.opencontainers.image.revision", "abc123"),
+        ("org.opencontainers.image.source", "https://example.org/stack.git"),
+        ("xtask.stack.image", "app"),
+        ("xtask.stack.variant", "gpu"),
+    ] {
+        assert_eq!(labels.get(key).map(String::as_str), Some(value), "{key}: {labels:?}");
+    }
+    assert_eq!(labels[LABEL_INPUTS], app_built.digest);
+    assert_eq!(labels[LABEL_PARENT], format!("{}@{}", base.pin, base.id));
+    assert!(labels["org.opencontainers.image.created"].starts_with("20"), "{labels:?}");
+}
+
+#[tokio::test]
+async fn the_ca_bundle_reaches_run_steps_but_no_layer() {
+    let stack = EngineStack::new();
+    stack.stack.write(
+        "images/base/Dockerfile",
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN --mount=type=bind,source=.stack/ca-bundle.crt,target=/run/ca.crt cat /run/ca.crt > /seen.txt\n",
+    );
+    let bundle = stack.stack.root().join("bundle.pem");
+    std::fs::write(&bundle, "-----BEGIN CERTIFICATE-----\nfixture\n-----END CERTIFICATE-----\n").unwrap();
+    let report = stack.build(Variants::Default, BuildOptions { ca_bundle: Some(bundle), ..Default::default() }).await;
+    assert!(all(&report, "built"), "{:?}", statuses(&report));
+    let engine = Engine::connect().await.unwrap();
+    let history = engine.image(&format!("{}:{BUILD_TAG}", stack.repository("base"))).await.unwrap().unwrap();
+    // The bundle file itself was never copied into the image: only RUN wrote /seen.txt.
+    assert_eq!(history.root_fs.unwrap().layers.unwrap().len(), 2);
+    let log = std::fs::read_to_string(stack.stack.root().join("target/logs/base.log")).unwrap();
+    assert!(log.contains("RUN --mount=type=bind,source=.stack/ca-bundle.crt"), "{log}");
+}
+
+#[tokio::test]
+async fn a_missing_base_is_made_by_its_recipe() {
+    let base = format!("localhost/xtask-fixture/busybox:recipe-{}", std::process::id());
+    let stack = EngineStack::with_base(&base);
+    let engine = Engine::connect().await.unwrap();
+    assert!(engine.image(&base).await.unwrap().is_none());
+    let report = stack.build(Variants::Default, BuildOptions::default()).await;
+    let made = engine.image(&base).await.unwrap();
+    engine.remove_image(&base, true).await.unwrap();
+    assert!(made.is_some(), "the recipe did not make {base}");
+    assert!(all(&report, "built"), "{:?}", statuses(&report));
+}
