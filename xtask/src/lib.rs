@@ -8,6 +8,7 @@ pub mod context;
 pub mod diagnostic;
 pub mod dockerfile;
 pub mod engine;
+pub mod fixture;
 pub mod git;
 pub mod graph;
 pub mod plan;

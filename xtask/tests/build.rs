@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -19,9 +18,7 @@ use xtask::report::Reporter;
 use xtask::scheduler::Outcome;
 use xtask::spec::Spec;
 
-/// The base every fixture image is built on: busybox, imported from the `busybox-static`
-/// package's binary by the spec's `import` recipe.
-const BASE: &str = "localhost/xtask-fixture/busybox:1";
+const BASE: &str = xtask::fixture::BUSYBOX_BASE;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -37,7 +34,7 @@ fn ensure_base() {
                 if engine.image(BASE).await.unwrap().is_none() {
                     let dir = tempfile::tempdir().unwrap();
                     let tar = dir.path().join("busybox.tar");
-                    busybox_rootfs(&tar);
+                    xtask::fixture::busybox_rootfs(&tar).unwrap();
                     let (repository, tag) = BASE.rsplit_once(':').unwrap();
                     engine.import(std::fs::read(tar).unwrap(), repository, tag).await.unwrap();
                 }
@@ -55,25 +52,6 @@ struct EngineStack {
     namespace: String,
 }
 
-fn busybox_rootfs(target: &Path) {
-    let busybox = Path::new("/bin/busybox");
-    assert!(busybox.is_file(), "these tests need /bin/busybox: install the `busybox-static` package (.ci/run does)");
-    let mut tar = tar::Builder::new(std::fs::File::create(target).unwrap());
-    let mut header = tar::Header::new_gnu();
-    let bytes = std::fs::read(busybox).unwrap();
-    header.set_size(bytes.len() as u64);
-    header.set_mode(0o755);
-    tar.append_data(&mut header, "bin/busybox", bytes.as_slice()).unwrap();
-    for applet in ["sh", "echo", "cat", "sleep", "true", "false", "ls"] {
-        let mut link = tar::Header::new_gnu();
-        link.set_entry_type(tar::EntryType::Symlink);
-        link.set_size(0);
-        link.set_mode(0o777);
-        tar.append_link(&mut link, format!("bin/{applet}"), "busybox").unwrap();
-    }
-    tar.finish().unwrap();
-}
-
 impl EngineStack {
     fn new() -> EngineStack {
         ensure_base();
@@ -82,14 +60,9 @@ impl EngineStack {
 
     /// A stack on base `base`, made by the `import` recipe when the engine lacks it.
     fn with_base(base: &str) -> EngineStack {
-        let stack = Stack::new();
+        let stack = Stack::empty();
         let namespace = format!("t{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
-        stack.edit_spec("namespace: fixture", &format!("namespace: {namespace}"));
-        stack.edit_spec(
-            "    image: localhost/debian:bookworm\n    recipe:\n      debootstrap:\n        suite: bookworm\n        mirror: http://deb.debian.org/debian\n",
-            &format!("    image: {base}\n    recipe:\n      import: busybox.tar\n"),
-        );
-        busybox_rootfs(&stack.root().join("images/busybox.tar"));
+        xtask::fixture::prepare(stack.root(), &namespace, base).unwrap();
         EngineStack { stack, namespace }
     }
 

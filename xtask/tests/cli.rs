@@ -164,3 +164,28 @@ fn exit_codes_say_what_failed() {
     let output = xtask(&["plan", "--since", "main", "--all"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn build_dry_run_prints_the_plan_and_touches_no_engine() {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["--spec", &fixture_spec(), "build", "--dry-run", "app"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let text = stdout(&output);
+    assert!(text.starts_with("1 image to build in 1 level"), "{text}");
+    assert!(text.contains("and 2 ancestor images they need, rebuilt only if their inputs changed"), "{text}");
+}
+
+#[test]
+fn build_against_an_unreachable_engine_says_so() {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["--spec", &fixture_spec(), "build", "app"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(6));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot reach the Docker engine at unix:///nonexistent/docker.sock"), "{stderr}");
+    assert!(stderr.contains("hint: start it"), "{stderr}");
+}

@@ -19,6 +19,28 @@ use crate::spec::Spec;
 pub enum Bench {
     /// Load, validate and plan a generated stack (git excluded); target: under 50 ms
     Plan(PlanBench),
+    /// No-op rebuild against engine cache replay, and a full build against its critical path
+    Build(BuildBench),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchStack {
+    /// The busybox fixture stack (seconds)
+    Fixture,
+    /// The real stack in images/ (minutes: a full build without layer cache)
+    Real,
+    /// Both
+    Both,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildBench {
+    /// Which stack to measure
+    #[arg(long, value_enum, default_value = "both")]
+    pub stack: BenchStack,
+    /// Timed repetitions of the no-op and replay builds (the median is reported)
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
 }
 
 #[derive(Debug, Args)]
@@ -35,9 +57,10 @@ pub struct PlanBench {
 }
 
 impl Bench {
-    pub fn run(&self, out: &mut dyn Write) -> anyhow::Result<()> {
+    pub async fn run(&self, cli: &super::Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         match self {
             Bench::Plan(bench) => bench.run(out),
+            Bench::Build(bench) => bench.run(cli, out).await,
         }
     }
 }
@@ -144,6 +167,111 @@ impl PlanBench {
             ms(total),
             if total < Duration::from_millis(50) { "met" } else { "missed" }
         )?;
+        Ok(())
+    }
+}
+
+/// Builds every image of `spec_path`'s default variant with `options`; returns the report and
+/// the wall time.
+async fn timed_build(
+    spec_path: &Path,
+    options: crate::build::BuildOptions,
+) -> anyhow::Result<(crate::build::BuildReport, Duration)> {
+    use std::sync::Arc;
+    let spec = Spec::load(spec_path)?;
+    let graph = ImageGraph::new(&spec);
+    let request = PlanRequest { selection: Selection::All, images: Vec::new(), variants: Variants::Default };
+    let plan = plan::plan(&spec, &graph, &request, "images")?;
+    let nodes = crate::build::build_set(&graph, &plan);
+    let engine = crate::engine::Engine::connect().await?;
+    let logs = tempfile::tempdir()?;
+    let reporter = Arc::new(crate::report::Reporter::quiet(logs.path()));
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let start = Instant::now();
+    let report = crate::build::build(Arc::new(spec), &graph, &nodes, engine, options, reporter, rx).await?;
+    let wall = start.elapsed();
+    if report.failed() {
+        anyhow::bail!("the build failed:\n{}", crate::build::failures(&report));
+    }
+    Ok((report, wall))
+}
+
+/// The longest chain of build durations through the graph: no scheduler can finish sooner.
+fn critical_path(spec_path: &Path, report: &crate::build::BuildReport) -> anyhow::Result<Duration> {
+    let spec = Spec::load(spec_path)?;
+    let graph = ImageGraph::new(&spec);
+    let mut finish: std::collections::HashMap<String, Duration> = std::collections::HashMap::new();
+    for row in &report.rows {
+        let before = graph
+            .dependencies(&row.id)
+            .into_iter()
+            .filter_map(|(dep, _)| finish.get(&dep.name))
+            .max()
+            .copied()
+            .unwrap_or_default();
+        finish.insert(row.id.name.clone(), before + row.duration);
+    }
+    Ok(finish.values().max().copied().unwrap_or_default())
+}
+
+impl BuildBench {
+    pub async fn run(&self, cli: &super::Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+        use crate::build::BuildOptions;
+        let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
+        let fixture_dir = tempfile::tempdir()?;
+        let mut stacks: Vec<(&str, std::path::PathBuf)> = Vec::new();
+        let namespace = format!("bench-{}", std::process::id());
+        if self.stack != BenchStack::Real {
+            stacks.push((
+                "fixture",
+                crate::fixture::prepare(fixture_dir.path(), &namespace, crate::fixture::BUSYBOX_BASE)?,
+            ));
+        }
+        if self.stack != BenchStack::Fixture {
+            stacks.push(("real", cli.spec_path()));
+        }
+        for (name, spec_path) in stacks {
+            writeln!(out, "== {name} stack ({}), {jobs} jobs", spec_path.display())?;
+            // Make sure everything exists, then measure.
+            let (first, _) = timed_build(&spec_path, BuildOptions { jobs, ..Default::default() }).await?;
+            writeln!(out, "images: {}", first.rows.len())?;
+            let mut noop = Vec::new();
+            let mut replay = Vec::new();
+            for _ in 0..self.repeats.max(1) {
+                noop.push(timed_build(&spec_path, BuildOptions { jobs, ..Default::default() }).await?.1);
+                replay.push(timed_build(&spec_path, BuildOptions { jobs, force: true, ..Default::default() }).await?.1);
+            }
+            let (noop, replay) = (median(noop), median(replay));
+            writeln!(out, "(a) no-op rebuild (inputs digest, nothing built)       {}", ms(noop))?;
+            writeln!(out, "    the same images replayed from the engine's cache   {}", ms(replay))?;
+            writeln!(
+                out,
+                "    ratio: {:.1}x faster (target: 10x or better)",
+                replay.as_secs_f64() / noop.as_secs_f64().max(1e-9)
+            )?;
+            let (full, wall) =
+                timed_build(&spec_path, BuildOptions { jobs, no_cache: true, ..Default::default() }).await?;
+            let sum: Duration = full.rows.iter().map(|row| row.duration).sum();
+            let critical = critical_path(&spec_path, &full)?;
+            writeln!(out, "(b) full build without layer cache: wall {}", ms(wall))?;
+            writeln!(
+                out,
+                "    sum of image build times {} (wall/sum {:.2})",
+                ms(sum),
+                wall.as_secs_f64() / sum.as_secs_f64().max(1e-9)
+            )?;
+            writeln!(
+                out,
+                "    critical path {} (wall/critical path {:.2}; 1.00 is the limit)",
+                ms(critical),
+                wall.as_secs_f64() / critical.as_secs_f64().max(1e-9)
+            )?;
+        }
+        // The fixture's images were only for measuring.
+        let engine = crate::engine::Engine::connect().await?;
+        for image in engine.images_named(&format!("registry.example.org/{namespace}/*")).await? {
+            engine.remove_image(&image.id, true).await?;
+        }
         Ok(())
     }
 }

@@ -104,7 +104,7 @@ impl Cli {
             Command::Plan(command) => command.run(self, out),
             Command::Build(command) => command.run(self, out).await,
             Command::Graph(command) => command.run(self, out),
-            Command::Bench(command) => command.run(out),
+            Command::Bench(command) => command.run(self, out).await,
         }
     }
 }

@@ -10,20 +10,7 @@ use tempfile::TempDir;
 use xshell::{cmd, Shell};
 
 pub fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stack")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
+    xtask::fixture::source_dir()
 }
 
 /// A copy of the fixture stack: `<tmp>/images/spec.yml` and its image folders.
@@ -33,9 +20,14 @@ pub struct Stack {
 
 impl Stack {
     pub fn new() -> Stack {
-        let dir = tempfile::tempdir().unwrap();
-        copy_dir(&fixture_dir(), dir.path());
-        Stack { dir }
+        let stack = Stack::empty();
+        xtask::fixture::copy_dir(&fixture_dir(), stack.root()).unwrap();
+        stack
+    }
+
+    /// An empty temporary folder.
+    pub fn empty() -> Stack {
+        Stack { dir: tempfile::tempdir().unwrap() }
     }
 
     pub fn root(&self) -> &Path {

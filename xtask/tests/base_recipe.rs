@@ -1,0 +1,29 @@
+//! The real stack's Debian base: made with debootstrap when the engine does not have it (slow
+//! the first time on a machine, about a minute; later runs reuse the image).
+
+use std::sync::Arc;
+
+use xtask::bases;
+use xtask::engine::Engine;
+use xtask::report::Reporter;
+use xtask::spec::Spec;
+
+#[tokio::test]
+async fn the_real_base_is_on_the_engine_or_made_by_debootstrap() {
+    let root = xtask::cli::project_root();
+    let spec = Spec::load(&root.join("images/spec.yml")).unwrap_or_else(|e| panic!("{e}"));
+    let base = &spec.bases["debian"];
+    assert!(
+        base.recipe.as_ref().and_then(|r| r.debootstrap.as_ref()).is_some(),
+        "the real base has a debootstrap recipe"
+    );
+    let engine = Engine::connect().await.unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let reporter = Arc::new(Reporter::quiet(logs.path()));
+    let made = bases::ensure(&engine, base, &spec.dir, &reporter).await.unwrap_or_else(|e| panic!("{e}"));
+    let image = engine.image(&made.reference).await.unwrap().expect("the base is on the engine");
+    assert_eq!(image.id.as_deref(), Some(made.id.as_str()));
+    assert_eq!(image.os.as_deref(), Some("linux"));
+    // A Debian minbase is tens of megabytes, not an empty import.
+    assert!(image.size.unwrap_or_default() > 50_000_000, "{:?}", image.size);
+}
