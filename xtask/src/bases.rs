@@ -44,7 +44,12 @@ pub async fn ensure(
         return Ok(BaseImage { reference, id: image.id.unwrap_or_default() });
     }
     reporter.note(&format!("base {}: {reference} is not on the engine; pulling it", base.name));
-    let pull_error = match tokio::time::timeout(Duration::from_secs(120), engine.pull(&reference)).await {
+    let pull_error = match tokio::time::timeout(
+        Duration::from_secs(120),
+        engine.pull(&reference, crate::credentials::for_reference(&reference).as_ref()),
+    )
+    .await
+    {
         Ok(Ok(())) => {
             let image = engine.image(&reference).await?.ok_or_else(|| BaseError::Unavailable {
                 name: base.name.clone(),

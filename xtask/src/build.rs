@@ -45,8 +45,10 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// Build even when an image with the same inputs exists.
     pub force: bool,
-    /// Images whose layers may serve as cache.
+    /// Images whose layers may serve as cache, for every image (next to `stack.cache_from`).
     pub cache_from: Vec<String>,
+    /// Also look for an image's pin in its registry: pulled, it counts as up to date.
+    pub registry: bool,
     /// A CA bundle that `RUN` steps may trust (mounted, never copied; see docs/building.md).
     pub ca_bundle: Option<PathBuf>,
     /// `org.opencontainers.image.revision` and `.source`.
@@ -58,6 +60,8 @@ pub struct BuildOptions {
 pub enum Status {
     Built,
     UpToDate,
+    /// Up to date in the registry (`--registry`), pulled instead of built.
+    Pulled,
 }
 
 /// An image that is ready: built now, or found up to date.
@@ -131,6 +135,8 @@ struct Shared {
     engine: Engine,
     bases: HashMap<String, BaseImage>,
     options: BuildOptions,
+    /// Usable layer cache sources, by image.
+    cache_from: HashMap<String, Vec<String>>,
     reporter: Arc<Reporter>,
     ca_bundle: Vec<u8>,
     created: String,
@@ -166,14 +172,32 @@ pub async fn build(
             }
         }
     }
-    let cache_from = usable_cache(&engine, &options.cache_from, &reporter).await;
+    // Layer cache sources per image: the command line's, and the spec's templates.
+    let mut wanted: HashMap<String, Vec<String>> = HashMap::new();
+    for id in nodes {
+        let repository = spec.repository(&id.image, &id.variant);
+        let mut refs = options.cache_from.clone();
+        refs.extend(spec.stack.cache_from.iter().map(|template| {
+            template.replace("{repository}", &repository).replace("{tag_prefix}", &spec.stack.tag_prefix)
+        }));
+        wanted.insert(id.name.clone(), refs);
+    }
+    let mut all_refs: Vec<String> = wanted.values().flatten().cloned().collect();
+    all_refs.sort();
+    all_refs.dedup();
+    let usable = usable_cache(&engine, &all_refs, &reporter).await;
+    let cache_from: HashMap<String, Vec<String>> = wanted
+        .into_iter()
+        .map(|(name, refs)| (name, refs.into_iter().filter(|r| usable.contains(r)).collect()))
+        .collect();
     let created =
         time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let shared = Arc::new(Shared {
         spec: spec.clone(),
         engine,
         bases,
-        options: BuildOptions { cache_from, ..options.clone() },
+        options: options.clone(),
+        cache_from,
         reporter,
         ca_bundle,
         created,
@@ -212,7 +236,12 @@ async fn usable_cache(engine: &Engine, references: &[String], reporter: &Reporte
             out.push(reference.clone());
             continue;
         }
-        match tokio::time::timeout(Duration::from_secs(60), engine.pull(reference)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(60),
+            engine.pull(reference, crate::credentials::for_reference(reference).as_ref()),
+        )
+        .await
+        {
             Ok(Ok(())) => out.push(reference.clone()),
             Ok(Err(error)) => reporter.note(&format!(
                 "notice: layer cache {reference} is not available, building without it ({})",
@@ -320,6 +349,29 @@ async fn build_one(shared: &Shared, id: &NodeId, inputs: HashMap<String, Built>)
             }
         }
     }
+    if shared.options.registry && !shared.options.force && !shared.options.no_cache {
+        let credentials = crate::credentials::for_reference(&pin);
+        let pulled = tokio::time::timeout(Duration::from_secs(600), engine.pull(&pin, credentials.as_ref())).await;
+        if let Ok(Ok(())) = pulled {
+            if let Some(existing) = engine.image(&pin).await.map_err(engine_failure)? {
+                let labels = existing.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+                if labels.get(LABEL_INPUTS) == Some(&digest) {
+                    let existing_id = existing.id.clone().unwrap_or_default();
+                    engine.tag(&existing_id, &repository, BUILD_TAG).await.map_err(engine_failure)?;
+                    let size = existing.size.unwrap_or_default();
+                    return Ok(Built {
+                        status: Status::Pulled,
+                        id: existing_id,
+                        pin,
+                        digest,
+                        repository,
+                        size,
+                        previous_size,
+                    });
+                }
+            }
+        }
+    }
     let mut build_args: HashMap<String, String> = args.into_iter().collect();
     for (arg, reference, _) in &upstream {
         build_args.insert(arg.clone(), reference.clone());
@@ -353,7 +405,7 @@ async fn build_one(shared: &Shared, id: &NodeId, inputs: HashMap<String, Built>)
         build_args,
         labels,
         no_cache: shared.options.no_cache,
-        cache_from: shared.options.cache_from.clone(),
+        cache_from: shared.cache_from.get(&id.name).cloned().unwrap_or_default(),
         name: id.name.clone(),
     };
     reporter.started(&id.name, &format!("building ({} files in context)", context.files));
@@ -402,7 +454,11 @@ pub fn summary(report: &BuildReport) -> String {
     for row in &report.rows {
         let (status, size, change) = match &row.outcome {
             Outcome::Done(built) => {
-                let status = if built.status == Status::Built { "built" } else { "up to date" };
+                let status = match built.status {
+                    Status::Built => "built",
+                    Status::UpToDate => "up to date",
+                    Status::Pulled => "up to date (pulled)",
+                };
                 let change = match built.previous_size {
                     Some(previous) if previous != built.size => {
                         let delta = built.size - previous;

@@ -12,6 +12,8 @@ use bollard::query_parameters::{
     RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use bollard::Docker;
+
+use crate::credentials::Credentials;
 use futures_util::StreamExt;
 
 /// The oldest Engine API this tool speaks (Debian 12's Docker 20.10).
@@ -169,13 +171,32 @@ impl Engine {
     }
 
     /// Pulls `reference` from its registry.
-    pub async fn pull(&self, reference: &str) -> Result<(), EngineError> {
+    pub async fn pull(&self, reference: &str, credentials: Option<&Credentials>) -> Result<(), EngineError> {
         let options = CreateImageOptionsBuilder::default().from_image(reference).build();
-        let mut stream = self.docker.create_image(Some(options), None, None);
+        let mut stream = self.docker.create_image(Some(options), None, credentials.map(Credentials::for_engine));
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| EngineError::failed("pulling", reference, e))?;
             if let Some(error) = info.error_detail.and_then(|d| d.message) {
                 return Err(EngineError::failed("pulling", reference, error));
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes `repository:tag` to its registry.
+    pub async fn push(
+        &self,
+        repository: &str,
+        tag: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<(), EngineError> {
+        let target = format!("{repository}:{tag}");
+        let options = bollard::query_parameters::PushImageOptionsBuilder::default().tag(tag).build();
+        let mut stream = self.docker.push_image(repository, Some(options), credentials.map(Credentials::for_engine));
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| EngineError::failed("pushing", &target, e))?;
+            if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                return Err(EngineError::failed("pushing", &target, error));
             }
         }
         Ok(())

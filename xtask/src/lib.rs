@@ -5,6 +5,7 @@ pub mod bases;
 pub mod build;
 pub mod cli;
 pub mod context;
+pub mod credentials;
 pub mod diagnostic;
 pub mod dockerfile;
 pub mod engine;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use common::registry::Registry;
 use common::Stack;
 use tokio::sync::watch;
 use xtask::build::{self, BuildOptions, BuildReport, Status, BUILD_TAG, LABEL_INPUTS, LABEL_PARENT};
@@ -50,6 +51,7 @@ fn ensure_base() {
 struct EngineStack {
     stack: Stack,
     namespace: String,
+    registry: String,
 }
 
 impl EngineStack {
@@ -63,11 +65,17 @@ impl EngineStack {
         let stack = Stack::empty();
         let namespace = format!("t{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
         xtask::fixture::prepare(stack.root(), &namespace, base).unwrap();
-        EngineStack { stack, namespace }
+        EngineStack { stack, namespace, registry: "registry.example.org".into() }
+    }
+
+    /// Publishes the stack to `host` instead of the fixture's registry.
+    fn use_registry(&mut self, host: &str) {
+        self.stack.edit_spec("registry: registry.example.org", &format!("registry: {host}"));
+        self.registry = host.to_string();
     }
 
     fn repository(&self, image: &str) -> String {
-        format!("registry.example.org/{}/{image}", self.namespace)
+        format!("{}/{}/{image}", self.registry, self.namespace)
     }
 
     async fn build(&self, variants: Variants, options: BuildOptions) -> BuildReport {
@@ -95,7 +103,7 @@ impl EngineStack {
 
 impl Drop for EngineStack {
     fn drop(&mut self) {
-        let pattern = format!("registry.example.org/{}/*", self.namespace);
+        let pattern = format!("{}/{}/*", self.registry, self.namespace);
         // A runtime of its own: drop may run inside a test's runtime.
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -316,4 +324,39 @@ async fn a_missing_base_is_made_by_its_recipe() {
     engine.remove_image(&base, true).await.unwrap();
     assert!(made.is_some(), "the recipe did not make {base}");
     assert!(all(&report, "built"), "{:?}", statuses(&report));
+}
+
+#[tokio::test]
+async fn with_registry_an_image_found_there_is_pulled_not_built() {
+    let registry = Registry::start(None);
+    let mut stack = EngineStack::new();
+    stack.use_registry(&registry.host);
+    let first = stack.build(Variants::Default, BuildOptions::default()).await;
+    assert!(all(&first, "built"), "{:?}", statuses(&first));
+    let engine = Engine::connect().await.unwrap();
+    for row in &first.rows {
+        let Outcome::Done(built) = &row.outcome else { unreachable!() };
+        let (repository, tag) = built.pin.rsplit_once(':').unwrap();
+        engine.push(repository, tag, None).await.unwrap();
+    }
+    // A fresh machine: none of the stack's images are on the engine.
+    for image in engine.images_named(&format!("{}/{}/*", registry.host, stack.namespace)).await.unwrap() {
+        engine.remove_image(&image.id, true).await.unwrap();
+    }
+    let without = stack.build(Variants::Default, BuildOptions { force: false, ..Default::default() }).await;
+    assert!(all(&without, "built"), "without --registry everything is built again: {:?}", statuses(&without));
+    for image in engine.images_named(&format!("{}/{}/*", registry.host, stack.namespace)).await.unwrap() {
+        engine.remove_image(&image.id, true).await.unwrap();
+    }
+    let report = stack.build(Variants::Default, BuildOptions { registry: true, ..Default::default() }).await;
+    let pulled: Vec<bool> = report
+        .rows
+        .iter()
+        .map(|row| matches!(&row.outcome, Outcome::Done(built) if built.status == Status::Pulled))
+        .collect();
+    assert_eq!(pulled, [true, true, true, true], "{:?}", statuses(&report));
+    for (a, b) in first.rows.iter().zip(&report.rows) {
+        let (Outcome::Done(a), Outcome::Done(b)) = (&a.outcome, &b.outcome) else { unreachable!() };
+        assert_eq!(a.id, b.id, "the pulled image is the one that was pushed");
+    }
 }

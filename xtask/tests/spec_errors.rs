@@ -163,6 +163,13 @@ fn the_fixture_is_valid() {
     "images/spec.yml:35:12",
     "`[*.md` is not a valid pattern"
 )]
+#[case::bad_cache_template(
+    "  tag_prefix: \"1.0\"\n",
+    "  tag_prefix: \"1.0\"\n  cache_from: [\"{repository}:{tag_prefix}-Stable!\"]\n",
+    Code::InvalidReference,
+    "images/spec.yml:5:16",
+    "stack.cache_from `{repository}:{tag_prefix}-Stable!` gives `registry.example.org/fixture/base:1.0-Stable!`"
+)]
 #[case::bad_mirror(
     "mirror: http://deb.debian.org/debian",
     "mirror: deb.debian.org",

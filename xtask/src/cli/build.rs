@@ -36,6 +36,9 @@ pub struct Build {
     /// Use this image's layers as cache (pulled when absent; skipped with a notice when unreachable)
     #[arg(long = "cache-from", value_name = "REF")]
     pub cache_from: Vec<String>,
+    /// Also look for each image's inputs digest in its registry; found, it is pulled, not built
+    #[arg(long)]
+    pub registry: bool,
     /// A CA bundle RUN steps may trust through a bind mount [default: stack.ca_bundle]
     #[arg(long, value_name = "PATH")]
     pub ca_bundle: Option<PathBuf>,
@@ -137,6 +140,7 @@ impl Build {
             no_cache: self.no_cache,
             force: self.force,
             cache_from: self.cache_from.clone(),
+            registry: self.registry,
             ca_bundle,
             revision: repo.as_ref().and_then(Repo::revision),
             source: repo.as_ref().and_then(Repo::source),

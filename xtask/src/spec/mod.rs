@@ -54,6 +54,8 @@ pub struct Stack {
     pub parent_arg: String,
     /// A CA bundle on the build host that `RUN` steps may trust; used when the file exists.
     pub ca_bundle: Option<PathBuf>,
+    /// Layer cache sources for every image, with `{repository}` and `{tag_prefix}` to fill in.
+    pub cache_from: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

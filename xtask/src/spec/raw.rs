@@ -74,6 +74,9 @@ pub struct RawStack {
     /// A CA bundle on the build host that `RUN` steps may trust (relative to the spec's folder).
     #[serde(default)]
     pub ca_bundle: Option<String>,
+    /// Layer cache sources for every image: `{repository}` and `{tag_prefix}` are filled in.
+    #[serde(default)]
+    pub cache_from: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

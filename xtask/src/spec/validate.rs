@@ -243,6 +243,7 @@ impl Validator<'_> {
             tag_prefix: stack.tag_prefix.clone(),
             parent_arg,
             ca_bundle: stack.ca_bundle.as_ref().map(PathBuf::from),
+            cache_from: stack.cache_from.clone(),
         }
     }
 
@@ -623,8 +624,25 @@ impl Validator<'_> {
         }
     }
 
-    /// Every image's published name must be a valid reference in every variant.
+    /// Every image's published name must be a valid reference in every variant, and so must
+    /// every layer-cache template once filled in.
     fn repositories(&mut self, spec: &Spec) {
+        if let Some(image) = spec.images.values().next() {
+            let repository = spec.repository(&image.name, spec.default_variant());
+            for (i, template) in spec.stack.cache_from.iter().enumerate() {
+                let filled =
+                    template.replace("{repository}", &repository).replace("{tag_prefix}", &spec.stack.tag_prefix);
+                if let Err(why) = reference::parse(&filled) {
+                    let location = self.value(&["stack", "cache_from", &i.to_string()]);
+                    self.error(
+                        Code::InvalidReference,
+                        location,
+                        format!("stack.cache_from `{template}` gives `{filled}`, which is not a valid reference: {why}"),
+                        "write a reference with `{repository}` and `{tag_prefix}` placeholders, such as `{repository}:{tag_prefix}-stable`".into(),
+                    );
+                }
+            }
+        }
         for image in spec.images.values() {
             for variant in &image.variants {
                 let text = format!("{}:{}", spec.repository(&image.name, variant), spec.stack.tag_prefix);

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
