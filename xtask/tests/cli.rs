@@ -189,3 +189,23 @@ fn build_against_an_unreachable_engine_says_so() {
     assert!(stderr.contains("cannot reach the Docker engine at unix:///nonexistent/docker.sock"), "{stderr}");
     assert!(stderr.contains("hint: start it"), "{stderr}");
 }
+
+#[test]
+fn a_base_that_needs_debootstrap_without_it_says_how_to_fix_it() {
+    let stack = Stack::new();
+    stack.edit_spec("image: localhost/debian:bookworm", "image: localhost/xtask-absent/debian:never");
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["--spec", &stack.spec_file().display().to_string(), "build", "base"])
+        // debootstrap lives in /usr/sbin: leave it out.
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(6), "{stderr}");
+    let expected = if std::process::Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false) {
+        "base `debian`: `debootstrap` is not installed\n  hint: install it (`apt-get install debootstrap`)"
+    } else {
+        "base `debian`: making it with debootstrap needs root"
+    };
+    assert!(stderr.contains(expected), "{stderr}");
+}
