@@ -283,6 +283,17 @@ pub fn pin_tag(digest: &str) -> String {
     format!("inputs-{}", &hex[..hex.len().min(32)])
 }
 
+/// The image `pin` names, when the engine has it and it was built from inputs `digest`.
+async fn existing(
+    engine: &Engine,
+    pin: &str,
+    digest: &str,
+) -> Result<Option<crate::engine::ImageInspect>, EngineError> {
+    let Some(image) = engine.image(pin).await? else { return Ok(None) };
+    let labels = image.config.as_ref().and_then(|c| c.labels.as_ref());
+    Ok((labels.and_then(|l| l.get(LABEL_INPUTS)).map(String::as_str) == Some(digest)).then_some(image))
+}
+
 async fn build_one(shared: &Shared, id: &NodeId, inputs: HashMap<String, Built>) -> Result<Built, Failure> {
     let reporter = &shared.reporter;
     let log = reporter.log_path(&id.name);
@@ -329,48 +340,27 @@ async fn build_one(shared: &Shared, id: &NodeId, inputs: HashMap<String, Built>)
     let engine_failure = |e: EngineError| fail(e.to_string(), None, vec![]);
     let previous = engine.image(&format!("{repository}:{BUILD_TAG}")).await.map_err(engine_failure)?;
     let previous_size = previous.as_ref().and_then(|image| image.size);
-    if !shared.options.force && !shared.options.no_cache {
-        if let Some(existing) = engine.image(&pin).await.map_err(engine_failure)? {
-            let labels = existing.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
-            if labels.get(LABEL_INPUTS) == Some(&digest) {
-                let existing_id = existing.id.clone().unwrap_or_default();
-                if previous.as_ref().and_then(|p| p.id.as_ref()) != Some(&existing_id) {
-                    engine.tag(&existing_id, &repository, BUILD_TAG).await.map_err(engine_failure)?;
-                }
-                return Ok(Built {
-                    status: Status::UpToDate,
-                    id: existing_id,
-                    pin,
-                    digest,
-                    repository,
-                    size: existing.size.unwrap_or_default(),
-                    previous_size,
-                });
-            }
-        }
-    }
-    if shared.options.registry && !shared.options.force && !shared.options.no_cache {
+    let reuse = !shared.options.force && !shared.options.no_cache;
+    // Up to date here, or (with --registry) in the registry: the pin names an image with this digest.
+    let mut found = if reuse {
+        existing(engine, &pin, &digest).await.map_err(engine_failure)?.map(|i| (i, Status::UpToDate))
+    } else {
+        None
+    };
+    if found.is_none() && reuse && shared.options.registry {
         let credentials = crate::credentials::for_reference(&pin);
         let pulled = tokio::time::timeout(Duration::from_secs(600), engine.pull(&pin, credentials.as_ref())).await;
         if let Ok(Ok(())) = pulled {
-            if let Some(existing) = engine.image(&pin).await.map_err(engine_failure)? {
-                let labels = existing.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
-                if labels.get(LABEL_INPUTS) == Some(&digest) {
-                    let existing_id = existing.id.clone().unwrap_or_default();
-                    engine.tag(&existing_id, &repository, BUILD_TAG).await.map_err(engine_failure)?;
-                    let size = existing.size.unwrap_or_default();
-                    return Ok(Built {
-                        status: Status::Pulled,
-                        id: existing_id,
-                        pin,
-                        digest,
-                        repository,
-                        size,
-                        previous_size,
-                    });
-                }
-            }
+            found = existing(engine, &pin, &digest).await.map_err(engine_failure)?.map(|i| (i, Status::Pulled));
         }
+    }
+    if let Some((image, status)) = found {
+        let image_id = image.id.clone().unwrap_or_default();
+        if previous.as_ref().and_then(|p| p.id.as_ref()) != Some(&image_id) {
+            engine.tag(&image_id, &repository, BUILD_TAG).await.map_err(engine_failure)?;
+        }
+        let size = image.size.unwrap_or_default();
+        return Ok(Built { status, id: image_id, pin, digest, repository, size, previous_size });
     }
     let mut build_args: HashMap<String, String> = args.into_iter().collect();
     for (arg, reference, _) in &upstream {

@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{BuildInfo, BuildInfoAux, ImageInspect, ImageSummary};
+use bollard::models::{BuildInfo, BuildInfoAux};
+pub use bollard::models::{ImageInspect, ImageSummary};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder, ListImagesOptionsBuilder,
     RemoveImageOptionsBuilder, TagImageOptionsBuilder,
