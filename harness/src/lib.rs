@@ -1,17 +1,13 @@
-//! The image acceptance-test harness: discovers the tests under `images/` and runs them
-//! against real containers through libtest-mimic (`cargo test` at the workspace root).
+//! The image acceptance-test harness: finds the tests under `images/` and runs them against
+//! real containers of the built images, through libtest-mimic (`cargo test` at the workspace
+//! root runs `tests/acceptance.rs`).
 //!
-//! This crate is the home of that work (see ARCHITECTURE.md); today it only names where the
-//! tests of each image live, so the layout is fixed before the runner arrives.
+//! `format` is the YAML test format, `discover` turns the spec and the test files into named
+//! trials (no engine), `run` executes them in one long-lived container per image.
 
-use std::path::{Path, PathBuf};
+pub mod discover;
+pub mod format;
+pub mod run;
 
-/// The folder holding an image's own tests: `<image dir>/tests`.
-pub fn image_tests_dir(image_dir: &Path) -> PathBuf {
-    image_dir.join("tests")
-}
-
-/// The folder holding the tests common to every image: `images/tests`.
-pub fn common_tests_dir(spec_dir: &Path) -> PathBuf {
-    spec_dir.join("tests")
-}
+/// The label every harness container carries, so a crashed run's leftovers can be found.
+pub const CONTAINER_LABEL: &str = "xtask.stack.harness";

@@ -121,10 +121,15 @@ impl BuildReport {
 /// The images to build: the plan's, and every ancestor they need (found up to date unless
 /// their inputs changed), in topological order.
 pub fn build_set(graph: &ImageGraph, plan: &BuildPlan) -> Vec<NodeId> {
+    with_ancestors(graph, plan.to_build().map(|planned| &planned.id))
+}
+
+/// `ids` and everything they are built on, in topological order.
+pub fn with_ancestors<'a>(graph: &ImageGraph, ids: impl IntoIterator<Item = &'a NodeId>) -> Vec<NodeId> {
     let mut wanted: std::collections::BTreeSet<NodeId> = std::collections::BTreeSet::new();
-    for planned in plan.to_build() {
-        wanted.insert(planned.id.clone());
-        wanted.extend(graph.ancestors(&planned.id).into_iter().cloned());
+    for id in ids {
+        wanted.insert(id.clone());
+        wanted.extend(graph.ancestors(id).into_iter().cloned());
     }
     graph.topological_order().filter(|id| wanted.contains(*id)).cloned().collect()
 }

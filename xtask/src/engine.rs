@@ -76,6 +76,37 @@ pub struct BuildRequest {
     pub name: String,
 }
 
+/// A container to create.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerRequest {
+    pub image: String,
+    /// Replaces the image's entrypoint when given.
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    /// `NAME=value` entries.
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub labels: HashMap<String, String>,
+}
+
+/// A command to run in a running container.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+}
+
+/// What an exec printed and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// `None` when the command ran past its timeout.
+    pub exit_code: Option<i64>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
 /// A connection to the engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -106,6 +137,13 @@ impl Engine {
             return Err(EngineError::TooOld { host, api: api_version });
         }
         Ok(Engine { docker, host, api_version, server_version: version.version.unwrap_or_default() })
+    }
+
+    /// Whether the engine can give containers an NVIDIA GPU (an `nvidia` runtime is configured).
+    pub async fn has_gpu(&self) -> Result<bool, EngineError> {
+        let info =
+            self.docker.info().await.map_err(|e| EngineError::failed("asking", "the engine for its runtimes", e))?;
+        Ok(info.runtimes.is_some_and(|runtimes| runtimes.contains_key("nvidia")))
     }
 
     /// The image `reference` (a name, a tag or an ID), if the engine has it.
@@ -148,6 +186,106 @@ impl Engine {
             .list_containers(Some(options))
             .await
             .map_err(|e| EngineError::failed("listing", "containers", e))?;
+        Ok(containers.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Creates and starts a container; returns its ID. A container that fails to start is
+    /// removed again.
+    pub async fn start_container(&self, request: ContainerRequest) -> Result<String, EngineError> {
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(request.image.clone()),
+            entrypoint: request.entrypoint,
+            cmd: request.cmd,
+            env: Some(request.env),
+            user: request.user,
+            labels: Some(request.labels),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(None, body)
+            .await
+            .map_err(|e| EngineError::failed("creating a container of", &request.image, e))?;
+        if let Err(error) = self.docker.start_container(&created.id, None).await {
+            let _ = self.remove_container(&created.id).await;
+            return Err(EngineError::failed("starting a container of", &request.image, error));
+        }
+        Ok(created.id)
+    }
+
+    /// Runs a command in a running container, waiting at most `timeout` for it.
+    pub async fn exec(
+        &self,
+        container: &str,
+        request: ExecRequest,
+        timeout: std::time::Duration,
+    ) -> Result<ExecOutput, EngineError> {
+        let what = request.cmd.join(" ");
+        let failed = |e: bollard::errors::Error| EngineError::failed("running", &what, e);
+        let config = bollard::models::ExecConfig {
+            cmd: Some(request.cmd.clone()),
+            env: Some(request.env.clone()),
+            user: request.user.clone(),
+            working_dir: request.workdir.clone(),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = self.docker.create_exec(container, config).await.map_err(failed)?;
+        let mut output = ExecOutput::default();
+        let run = async {
+            if let bollard::exec::StartExecResults::Attached { output: mut stream, .. } =
+                self.docker.start_exec(&exec.id, None).await.map_err(failed)?
+            {
+                while let Some(item) = stream.next().await {
+                    match item.map_err(failed)? {
+                        bollard::container::LogOutput::StdErr { message } => {
+                            output.stderr.push_str(&String::from_utf8_lossy(&message))
+                        }
+                        other => output.stdout.push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                    }
+                }
+            }
+            Ok::<(), EngineError>(())
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result?,
+            Err(_) => return Ok(ExecOutput { exit_code: None, ..output }),
+        }
+        let inspected = self.docker.inspect_exec(&exec.id).await.map_err(failed)?;
+        output.exit_code = inspected.exit_code;
+        Ok(output)
+    }
+
+    /// Removes a container (running or not) and its anonymous volumes; one that is gone is fine.
+    pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(error) if is_not_found(&error) => Ok(()),
+            Err(error) => Err(EngineError::failed("removing container", id, error)),
+        }
+    }
+
+    /// The value of label `key` on container `id`.
+    pub async fn container_label(&self, id: &str, key: &str) -> Result<Option<String>, EngineError> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(container) => Ok(container.config.and_then(|c| c.labels).and_then(|labels| labels.get(key).cloned())),
+            Err(error) if is_not_found(&error) => Ok(None),
+            Err(error) => Err(EngineError::failed("inspecting container", id, error)),
+        }
+    }
+
+    /// The IDs of containers carrying label `key` (with any value).
+    pub async fn containers_labelled(&self, key: &str) -> Result<Vec<String>, EngineError> {
+        let filters: HashMap<String, Vec<String>> = HashMap::from([("label".to_string(), vec![key.to_string()])]);
+        let options =
+            bollard::query_parameters::ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| EngineError::failed("listing containers labelled", key, e))?;
         Ok(containers.into_iter().filter_map(|c| c.id).collect())
     }
 

@@ -1,0 +1,163 @@
+//! Finds every trial from the spec and the files under `images/`, without an engine: common
+//! suites (`images/tests/*.yml`), each image's own (`<image dir>/tests/*.yml`) and those it
+//! inherits from its ancestors through `parent`. Trials are named
+//! `<image>[@<variant>]::<owner>/<suite>::<check>` and sorted. An image without any trial, a
+//! suite without checks, or a file the harness cannot read is an error, never a silent pass.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use xtask::graph::{EdgeKind, ImageGraph, NodeId};
+use xtask::spec::Spec;
+
+use crate::format::{self, CommandCheck, FileCheck, Kind, TestFile};
+
+/// The suites common to every image live here, under the spec's folder.
+pub const COMMON_DIR: &str = "tests";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    Command(CommandCheck),
+    File(FileCheck),
+}
+
+impl Check {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Check::Command(check) => check.kind,
+            Check::File(check) => check.kind,
+        }
+    }
+}
+
+/// One test of one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialSpec {
+    pub name: String,
+    pub node: NodeId,
+    pub check: Check,
+    /// The suite file it comes from.
+    pub source: PathBuf,
+}
+
+/// A suite file and the image that owns it (`None` for common suites).
+#[derive(Debug, Clone)]
+struct Suite {
+    owner: Option<String>,
+    stem: String,
+    path: PathBuf,
+    file: TestFile,
+}
+
+fn suites_in(dir: &Path, owner: Option<&str>, errors: &mut Vec<String>) -> Vec<Suite> {
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+    paths.sort();
+    let mut out = Vec::new();
+    for path in paths {
+        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        if !matches!(extension, "yml" | "yaml") {
+            errors.push(format!("{}: not a test format this harness knows (YAML suites end in .yml)", path.display()));
+            continue;
+        }
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) => {
+                errors.push(format!("{}: {error}", path.display()));
+                continue;
+            }
+        };
+        match format::parse(&path, &text) {
+            Ok(file) if file.commands.is_empty() && file.files.is_empty() => {
+                errors.push(format!("{}: the suite has no checks (add `commands:` or `files:`)", path.display()));
+            }
+            Ok(file) => {
+                let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                out.push(Suite { owner: owner.map(str::to_string), stem, path, file });
+            }
+            Err(error) => errors.push(error),
+        }
+    }
+    out
+}
+
+/// Every trial of the stack, sorted by name, or every discovery error.
+pub fn discover(spec: &Spec, graph: &ImageGraph) -> Result<Vec<TrialSpec>, Vec<String>> {
+    let mut errors = Vec::new();
+    let common = suites_in(&spec.dir.join(COMMON_DIR), None, &mut errors);
+    let own: BTreeMap<&str, Vec<Suite>> = spec
+        .images
+        .values()
+        .map(|image| {
+            (image.name.as_str(), suites_in(&spec.dir.join(&image.dir).join("tests"), Some(&image.name), &mut errors))
+        })
+        .collect();
+    for suite in common.iter().chain(own.values().flatten()) {
+        for name in &suite.file.except {
+            if !spec.images.contains_key(name) {
+                errors.push(format!(
+                    "{}: `except` names `{name}`, which is not an image of the stack",
+                    suite.path.display()
+                ));
+            }
+        }
+    }
+    let mut trials = Vec::new();
+    for node in graph.topological_order() {
+        let before = trials.len();
+        // The image's own suites, then its ancestors' (through parent only), then the common ones.
+        let mut lineage = vec![(node.image.clone(), true)];
+        let mut current = node.clone();
+        while let Some((parent, _)) =
+            graph.dependencies(&current).into_iter().find(|(_, kind)| *kind == EdgeKind::Parent)
+        {
+            lineage.push((parent.image.clone(), false));
+            current = parent.clone();
+        }
+        let applicable = lineage
+            .iter()
+            .flat_map(|(image, own_image)| own[image.as_str()].iter().map(move |suite| (suite, *own_image)))
+            .chain(common.iter().map(|suite| (suite, true)));
+        for (suite, own_image) in applicable {
+            if (!own_image && !suite.file.inherit) || suite.file.except.contains(&node.image) {
+                continue;
+            }
+            let owner = suite.owner.as_deref().unwrap_or("common");
+            let name = |check: &str| format!("{}::{owner}/{}::{check}", node.name, suite.stem);
+            for (check_name, check) in &suite.file.commands {
+                if own_image || check.inherit {
+                    trials.push(TrialSpec {
+                        name: name(check_name),
+                        node: node.clone(),
+                        check: Check::Command(check.clone()),
+                        source: suite.path.clone(),
+                    });
+                }
+            }
+            for (check_name, check) in &suite.file.files {
+                if own_image || check.inherit {
+                    trials.push(TrialSpec {
+                        name: name(check_name),
+                        node: node.clone(),
+                        check: Check::File(check.clone()),
+                        source: suite.path.clone(),
+                    });
+                }
+            }
+        }
+        if trials.len() == before {
+            let image = &spec.images[&node.image];
+            errors.push(format!(
+                "image `{}` has no tests: add a suite such as {} (see docs/testing.md)",
+                node.name,
+                spec.dir.join(&image.dir).join("tests/basics.yml").display()
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    trials.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(trials)
+}

@@ -1,0 +1,203 @@
+//! The declarative test format: one YAML file per suite, `images/<image>/tests/<suite>.yml` for
+//! an image (inherited by the images built on it) or `images/tests/<suite>.yml` for every
+//! image. Documented with examples in `docs/testing.md`. Pure: parses text.
+
+use std::path::Path;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+/// A suite of checks.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TestFile {
+    /// Images built on this one run these checks too (docker-stacks' rule). Default: true.
+    #[serde(default = "yes")]
+    pub inherit: bool,
+    /// Images (of those this file applies to) that skip it.
+    #[serde(default)]
+    pub except: Vec<String>,
+    #[serde(default)]
+    pub commands: IndexMap<String, CommandCheck>,
+    #[serde(default)]
+    pub files: IndexMap<String, FileCheck>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What a check needs from the host it runs on.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Runs anywhere.
+    #[default]
+    Acceptance,
+    /// End-to-end work inside the image.
+    Workflow,
+    /// Needs a service running.
+    Integration,
+    /// Needs an NVIDIA GPU: ignored, with the reason, where the engine has none.
+    Gpu,
+}
+
+impl Kind {
+    /// The tag shown next to a trial's name (`[gpu]`), empty for plain acceptance checks.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Kind::Acceptance => "",
+            Kind::Workflow => "workflow",
+            Kind::Integration => "integration",
+            Kind::Gpu => "gpu",
+        }
+    }
+}
+
+/// A command: given as a string it runs through `sh -c`; as a list, as is.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Command {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+impl Command {
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            Command::Shell(line) => vec!["sh".into(), "-c".into(), line.clone()],
+            Command::Argv(argv) => argv.clone(),
+        }
+    }
+
+    pub fn display(&self) -> String {
+        match self {
+            Command::Shell(line) => line.clone(),
+            Command::Argv(argv) => argv.join(" "),
+        }
+    }
+}
+
+/// Expectations on a text: every one given must hold.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TextCheck {
+    pub equals: Option<String>,
+    pub contains: Option<String>,
+    /// A regular expression that must match somewhere in the text.
+    pub matches: Option<String>,
+    pub not_contains: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CommandCheck {
+    pub run: Command,
+    #[serde(default)]
+    pub kind: Kind,
+    pub user: Option<String>,
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    pub workdir: Option<String>,
+    /// Seconds. Default: 60.
+    pub timeout: Option<u64>,
+    /// Default: 0.
+    #[serde(default)]
+    pub exit_code: i64,
+    pub stdout: Option<TextCheck>,
+    pub stderr: Option<TextCheck>,
+    /// Images built on this one do not run this check.
+    #[serde(default = "yes")]
+    pub inherit: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileCheck {
+    pub path: String,
+    #[serde(default)]
+    pub kind: Kind,
+    /// Default: true. `false` checks that the path is absent.
+    #[serde(default = "yes")]
+    pub exists: bool,
+    /// Octal permission bits, such as `"0644"` or `"755"`.
+    pub mode: Option<String>,
+    /// A user name or a numeric ID.
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub contents: Option<TextCheck>,
+    #[serde(default = "yes")]
+    pub inherit: bool,
+}
+
+/// Parses a suite; errors carry the file, line and column.
+pub fn parse(path: &Path, text: &str) -> Result<TestFile, String> {
+    serde_yaml::from_str(text).map_err(|error| {
+        let location = error.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+        format!("{}{location}: {error}", path.display())
+    })
+}
+
+/// Checks `text` against `check`; returns what did not hold.
+pub fn check_text(what: &str, text: &str, check: &TextCheck) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(expected) = &check.equals {
+        if text.trim_end_matches('\n') != expected.trim_end_matches('\n') {
+            problems.push(format!("{what} should equal {expected:?}, but is {:?}", text.trim_end_matches('\n')));
+        }
+    }
+    if let Some(expected) = &check.contains {
+        if !text.contains(expected.as_str()) {
+            problems.push(format!("{what} should contain {expected:?}"));
+        }
+    }
+    if let Some(pattern) = &check.matches {
+        match regex::Regex::new(pattern) {
+            Ok(regex) if regex.is_match(text) => {}
+            Ok(_) => problems.push(format!("{what} should match /{pattern}/")),
+            Err(error) => problems.push(format!("/{pattern}/ is not a valid regular expression: {error}")),
+        }
+    }
+    if let Some(unwanted) = &check.not_contains {
+        if text.contains(unwanted.as_str()) {
+            problems.push(format!("{what} should not contain {unwanted:?}"));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[test]
+    fn parses_a_suite() {
+        let text = "commands:\n  python:\n    run: python --version\n    stdout: {contains: Python}\n  gpu:\n    run: [nvidia-smi]\n    kind: gpu\nfiles:\n  venv:\n    path: /opt/venv\n    owner: \"1000\"\n";
+        let file = parse(Path::new("t.yml"), text).unwrap();
+        assert!(file.inherit);
+        assert_eq!(file.commands["python"].run.argv(), ["sh", "-c", "python --version"]);
+        assert_eq!(file.commands["gpu"].kind, Kind::Gpu);
+        assert_eq!(file.files["venv"].owner.as_deref(), Some("1000"));
+    }
+
+    #[test]
+    fn unknown_keys_say_where() {
+        let error = parse(Path::new("images/a/tests/t.yml"), "commands:\n  x:\n    runn: true\n").unwrap_err();
+        assert!(error.starts_with("images/a/tests/t.yml:3:5: "), "{error}");
+        assert!(error.contains("unknown field `runn`"), "{error}");
+    }
+
+    #[rstest]
+    #[case(TextCheck { equals: Some("a".into()), ..Default::default() }, "a\n", 0)]
+    #[case(TextCheck { equals: Some("a".into()), ..Default::default() }, "b", 1)]
+    #[case(TextCheck { contains: Some("ell".into()), ..Default::default() }, "hello", 0)]
+    #[case(TextCheck { contains: Some("x".into()), ..Default::default() }, "hello", 1)]
+    #[case(TextCheck { matches: Some(r"^\d+\.\d+".into()), ..Default::default() }, "3.11", 0)]
+    #[case(TextCheck { matches: Some(r"^\d+$".into()), ..Default::default() }, "3.11", 1)]
+    #[case(TextCheck { not_contains: Some("error".into()), ..Default::default() }, "fine", 0)]
+    #[case(TextCheck { not_contains: Some("error".into()), ..Default::default() }, "an error", 1)]
+    fn text_checks_pass_and_fail(#[case] check: TextCheck, #[case] text: &str, #[case] problems: usize) {
+        assert_eq!(check_text("stdout", text, &check).len(), problems);
+    }
+}

@@ -1,0 +1,205 @@
+//! Runs trials against real containers: one long-lived container per image, started on the
+//! first trial that needs it and shared by all its checks through exec; every exec has a
+//! timeout; every container carries [`CONTAINER_LABEL`] and is removed at the end, on Ctrl-C,
+//! and, if a run crashed, by the next run.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+use xtask::engine::{ContainerRequest, Engine, ExecOutput, ExecRequest};
+use xtask::graph::NodeId;
+use xtask::spec::Spec;
+
+use crate::discover::{Check, TrialSpec};
+use crate::format::{check_text, CommandCheck, FileCheck, Kind};
+use crate::CONTAINER_LABEL;
+
+/// How long a check's command may run unless it says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lines of output a failure message shows.
+const TAIL: usize = 20;
+
+/// Keeps the container's PID 1 alive until it is removed.
+const IDLE: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
+
+/// A container started once, on first use: its ID, or why it could not start.
+type Started = Arc<OnceCell<Result<String, String>>>;
+
+pub struct Runner {
+    pub engine: Engine,
+    spec: Arc<Spec>,
+    gpu: bool,
+    /// One container per image (node name), shared by its checks.
+    containers: Mutex<HashMap<String, Started>>,
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(TAIL);
+    lines[start..].iter().map(|line| format!("    | {line}")).collect::<Vec<_>>().join("\n")
+}
+
+/// Removes harness containers whose run (the process that made them) is gone.
+pub async fn sweep_leftovers(engine: &Engine) -> Result<usize, String> {
+    let mut removed = 0;
+    for id in engine.containers_labelled(CONTAINER_LABEL).await.map_err(|e| e.to_string())? {
+        // The label's value is the owning process; a live one is another run in progress.
+        let owner = engine.container_label(&id, CONTAINER_LABEL).await.map_err(|e| e.to_string())?;
+        let alive = owner
+            .as_deref()
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            engine.remove_container(&id).await.map_err(|e| e.to_string())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+impl Runner {
+    pub fn new(engine: Engine, spec: Arc<Spec>, gpu: bool) -> Runner {
+        Runner { engine, spec, gpu, containers: Mutex::new(HashMap::new()) }
+    }
+
+    /// The image a node is tested as: what `cargo xtask build` tagged last.
+    pub fn image_of(&self, node: &NodeId) -> String {
+        format!("{}:{}", self.spec.repository(&node.image, &node.variant), xtask::build::BUILD_TAG)
+    }
+
+    async fn container(&self, node: &NodeId) -> Result<String, String> {
+        let cell = self.containers.lock().expect("container map").entry(node.name.clone()).or_default().clone();
+        cell.get_or_init(|| async {
+            let request = ContainerRequest {
+                image: self.image_of(node),
+                entrypoint: Some(vec!["sh".into(), "-c".into(), IDLE.into()]),
+                cmd: Some(vec![]),
+                labels: HashMap::from([(CONTAINER_LABEL.to_string(), std::process::id().to_string())]),
+                ..Default::default()
+            };
+            self.engine.start_container(request).await.map_err(|e| e.to_string())
+        })
+        .await
+        .clone()
+    }
+
+    /// Runs one trial; the error says what was expected and what came out.
+    pub async fn run(&self, trial: &TrialSpec) -> Result<(), String> {
+        if trial.check.kind() == Kind::Gpu && !self.gpu {
+            return Err(
+                "this trial needs an NVIDIA GPU, and the engine has no `nvidia` runtime: it cannot run here".into()
+            );
+        }
+        let container = self.container(&trial.node).await?;
+        match &trial.check {
+            Check::Command(check) => self.command(&container, check).await,
+            Check::File(check) => self.file(&container, check).await,
+        }
+        .map_err(|problems| format!("{problems}\n  (from {})", trial.source.display()))
+    }
+
+    async fn exec(&self, container: &str, request: ExecRequest, timeout: Duration) -> Result<ExecOutput, String> {
+        self.engine.exec(container, request, timeout).await.map_err(|e| e.to_string())
+    }
+
+    async fn command(&self, container: &str, check: &CommandCheck) -> Result<(), String> {
+        let timeout = check.timeout.map(Duration::from_secs).unwrap_or(DEFAULT_TIMEOUT);
+        let request = ExecRequest {
+            cmd: check.run.argv(),
+            env: check.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            user: check.user.clone(),
+            workdir: check.workdir.clone(),
+        };
+        let output = self.exec(container, request, timeout).await?;
+        let mut problems = Vec::new();
+        match output.exit_code {
+            None => problems.push(format!("did not finish within {} s", timeout.as_secs())),
+            Some(code) if code != check.exit_code => {
+                problems.push(format!("exit code should be {}, but is {code}", check.exit_code))
+            }
+            Some(_) => {}
+        }
+        if let Some(expected) = &check.stdout {
+            problems.extend(check_text("stdout", &output.stdout, expected));
+        }
+        if let Some(expected) = &check.stderr {
+            problems.extend(check_text("stderr", &output.stderr, expected));
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "command `{}` failed its check:\n  - {}\n  exit code: {}\n  stdout:\n{}\n  stderr:\n{}",
+            check.run.display(),
+            problems.join("\n  - "),
+            output.exit_code.map_or("none (timed out)".to_string(), |c| c.to_string()),
+            tail(&output.stdout),
+            tail(&output.stderr),
+        ))
+    }
+
+    async fn file(&self, container: &str, check: &FileCheck) -> Result<(), String> {
+        let as_root = |cmd: Vec<String>| ExecRequest { cmd, user: Some("0".into()), ..Default::default() };
+        let stat = vec!["stat".into(), "-c".into(), "%a|%u|%U|%g|%G|%F".into(), "--".into(), check.path.clone()];
+        let output = self.exec(container, as_root(stat), DEFAULT_TIMEOUT).await?;
+        let exists = output.exit_code == Some(0);
+        let mut problems = Vec::new();
+        if exists != check.exists {
+            let detail = if exists { String::new() } else { format!(" (stat: {})", output.stderr.trim()) };
+            problems.push(format!(
+                "{} should {}exist, but {}{detail}",
+                check.path,
+                if check.exists { "" } else { "not " },
+                if exists { "does" } else { "does not" }
+            ));
+        }
+        if exists && check.exists {
+            let fields: Vec<&str> = output.stdout.trim().split('|').collect();
+            if let (Some(expected), Some(actual)) = (&check.mode, fields.first()) {
+                let want = u32::from_str_radix(expected.trim_start_matches("0o"), 8);
+                let have = u32::from_str_radix(actual, 8);
+                if want.is_err() {
+                    problems.push(format!("mode {expected:?} is not an octal mode such as \"0644\""));
+                } else if want != have {
+                    problems.push(format!("mode should be {expected}, but is {actual}"));
+                }
+            }
+            for (expected, id, name, what) in [(&check.owner, 1, 2, "owner"), (&check.group, 3, 4, "group")] {
+                if let Some(expected) = expected {
+                    let (id, name) =
+                        (fields.get(id).copied().unwrap_or_default(), fields.get(name).copied().unwrap_or_default());
+                    if expected != id && expected != name {
+                        problems.push(format!("{what} should be {expected}, but is {name} ({id})"));
+                    }
+                }
+            }
+            if let Some(contents) = &check.contents {
+                let cat = self
+                    .exec(container, as_root(vec!["cat".into(), "--".into(), check.path.clone()]), DEFAULT_TIMEOUT)
+                    .await?;
+                if cat.exit_code != Some(0) {
+                    problems.push(format!("cannot read {}: {}", check.path, cat.stderr.trim()));
+                } else {
+                    problems.extend(check_text("contents", &cat.stdout, contents));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("file check on {} failed:\n  - {}", check.path, problems.join("\n  - ")))
+        }
+    }
+
+    /// Removes every container this run started.
+    pub async fn cleanup(&self) {
+        let cells: Vec<_> = self.containers.lock().expect("container map").drain().map(|(_, cell)| cell).collect();
+        for cell in cells {
+            if let Some(Ok(id)) = cell.get() {
+                let _ = self.engine.remove_container(id).await;
+            }
+        }
+    }
+}

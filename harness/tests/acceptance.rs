@@ -1,0 +1,150 @@
+//! The image acceptance tests, as `cargo test` runs them: every trial under `images/` (see
+//! `harness::discover`) against containers of the built images.
+//!
+//! Listing (`--list`, `--ignored`) touches no engine. Running builds what the selected trials
+//! need first, through the build engine (DAG-aware, up-to-date images cost nothing), unless
+//! `STACK_TEST_NO_BUILD=1` asks to test exactly what is there. GPU trials are ignored unless
+//! the host has an NVIDIA GPU (`/dev/nvidiactl`, or `STACK_GPU=1`); forced with
+//! `--include-ignored` on an engine without one, they fail with that reason. `STACK_SPEC` points
+//! the harness at another spec (the harness's own tests use the fixture stack).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
+
+use harness::discover::{self, TrialSpec};
+use harness::format::Kind;
+use harness::run::{self, Runner};
+use libtest_mimic::{Arguments, Failed, Trial};
+use xtask::graph::{ImageGraph, NodeId};
+use xtask::report::Reporter;
+use xtask::spec::Spec;
+
+type Ready = Result<(tokio::runtime::Runtime, Arc<Runner>), String>;
+
+struct Shared {
+    spec: Arc<Spec>,
+    graph: ImageGraph,
+    /// The images the selected trials test.
+    nodes: Vec<NodeId>,
+    ready: OnceLock<Ready>,
+}
+
+fn host_has_gpu() -> bool {
+    std::env::var_os("STACK_GPU").is_some_and(|v| v == "1") || std::path::Path::new("/dev/nvidiactl").exists()
+}
+
+/// Connects, sweeps a crashed run's containers, builds what is missing: once, on the first
+/// trial that runs.
+fn prepare(shared: &Shared) -> Ready {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let runner = runtime.block_on(async {
+        let engine = xtask::engine::Engine::connect().await.map_err(|e| e.to_string())?;
+        let swept = run::sweep_leftovers(&engine).await?;
+        if swept > 0 {
+            eprintln!("note: removed {swept} container(s) left by an earlier, interrupted run");
+        }
+        let gpu = engine.has_gpu().await.map_err(|e| e.to_string())?;
+        if std::env::var_os("STACK_TEST_NO_BUILD").is_some_and(|v| v == "1") {
+            let runner = Runner::new(engine, shared.spec.clone(), gpu);
+            for node in &shared.nodes {
+                let image = runner.image_of(node);
+                if runner.engine.image(&image).await.map_err(|e| e.to_string())?.is_none() {
+                    return Err(format!("{image} is not on the engine, and STACK_TEST_NO_BUILD=1 forbids building it; run `cargo xtask build {}` first", node.name));
+                }
+            }
+            return Ok(runner);
+        }
+        let nodes = xtask::build::with_ancestors(&shared.graph, &shared.nodes);
+        let root = shared.spec.dir.parent().map(PathBuf::from).unwrap_or_default();
+        let reporter = Arc::new(Reporter::new(&root.join("target/xtask/logs")));
+        let options = xtask::build::BuildOptions {
+            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2),
+            ca_bundle: shared.spec.stack.ca_bundle.clone().map(|p| shared.spec.dir.join(p)).filter(|p| p.is_file()),
+            ..Default::default()
+        };
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let report = xtask::build::build(shared.spec.clone(), &shared.graph, &nodes, engine.clone(), options, reporter, rx)
+            .await
+            .map_err(|e| e.to_string())?;
+        if report.failed() {
+            return Err(format!("the images under test did not build:\n{}", xtask::build::failures(&report)));
+        }
+        Ok(Runner::new(engine, shared.spec.clone(), gpu))
+    })?;
+    let runner = Arc::new(runner);
+    // Ctrl-C: remove the containers, then stop.
+    let on_interrupt = runner.clone();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.cleanup().await;
+            std::process::exit(130);
+        }
+    });
+    Ok((runtime, runner))
+}
+
+fn trial(shared: Arc<Shared>, spec: TrialSpec, gpu_here: bool) -> Trial {
+    let kind = spec.check.kind();
+    let name = spec.name.clone();
+    Trial::test(name, move || {
+        let (runtime, runner) =
+            shared.ready.get_or_init(|| prepare(&shared)).as_ref().map_err(|e| Failed::from(e.as_str()))?;
+        runtime.block_on(runner.run(&spec)).map_err(Failed::from)
+    })
+    .with_kind(kind.tag())
+    .with_ignored_flag(kind == Kind::Gpu && !gpu_here)
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let spec_path = std::env::var_os("STACK_SPEC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| xtask::cli::project_root().join("images/spec.yml"));
+    let spec = match Spec::load(&spec_path) {
+        Ok(spec) => Arc::new(spec),
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let graph = ImageGraph::new(&spec);
+    let specs = match discover::discover(&spec, &graph) {
+        Ok(specs) if !specs.is_empty() => specs,
+        Ok(_) => {
+            eprintln!("error: no image test found under {}; a typo must not pass silently", spec.dir.display());
+            return ExitCode::FAILURE;
+        }
+        Err(errors) => {
+            for error in errors {
+                eprintln!("error: {error}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let gpu_here = host_has_gpu();
+    let shared = Arc::new(Shared { spec, graph, nodes: Vec::new(), ready: OnceLock::new() });
+    // Which trials will run decides which images to build: filter as libtest-mimic will.
+    let probe: Vec<(Trial, NodeId)> =
+        specs.iter().map(|s| (trial(shared.clone(), s.clone(), gpu_here), s.node.clone())).collect();
+    let mut nodes: Vec<NodeId> = probe
+        .iter()
+        .filter(|(t, _)| !args.is_filtered_out(t) && (!t.has_ignored_flag() || args.ignored || args.include_ignored))
+        .map(|(_, node)| node.clone())
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    drop(probe);
+    let shared =
+        Arc::new(Shared { spec: shared.spec.clone(), graph: shared.graph.clone(), nodes, ready: OnceLock::new() });
+    let ignored_gpu = specs.iter().filter(|s| s.check.kind() == Kind::Gpu).count();
+    if ignored_gpu > 0 && !gpu_here && !args.list {
+        eprintln!("note: {ignored_gpu} GPU trial(s) ignored: no NVIDIA GPU on this host (no /dev/nvidiactl, STACK_GPU unset); forced, they fail");
+    }
+    let trials: Vec<Trial> = specs.into_iter().map(|s| trial(shared.clone(), s, gpu_here)).collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(Ok((runtime, runner))) = shared.ready.get() {
+        runtime.block_on(runner.cleanup());
+    }
+    conclusion.exit_code()
+}
