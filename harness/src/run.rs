@@ -193,6 +193,12 @@ impl Runner {
         }
     }
 
+    /// The containers started so far.
+    pub fn started(&self) -> Vec<String> {
+        let containers = self.containers.lock().expect("container map");
+        containers.values().filter_map(|cell| cell.get().and_then(|started| started.clone().ok())).collect()
+    }
+
     /// Removes every container this run started.
     pub async fn cleanup(&self) {
         let cells: Vec<_> = self.containers.lock().expect("container map").drain().map(|(_, cell)| cell).collect();

@@ -7,7 +7,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// The base image of a prepared fixture stack.
-pub const BUSYBOX_BASE: &str = "localhost/xtask-fixture/busybox:1";
+/// Versioned: bump it when the root file system below changes, so engines that have the old
+/// one import the new one.
+pub const BUSYBOX_BASE: &str = "localhost/xtask-fixture/busybox:3";
 
 /// Where the fixture stack is kept in the repository.
 pub fn source_dir() -> PathBuf {
@@ -29,7 +31,7 @@ pub fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes a root file system with busybox and a few applets as a tar archive. Needs
+/// Writes a root file system with busybox, a few applets and a root user as a tar archive. Needs
 /// `/bin/busybox` (Debian's `busybox-static`).
 pub fn busybox_rootfs(target: &Path) -> io::Result<()> {
     let busybox = Path::new("/bin/busybox");
@@ -44,12 +46,18 @@ pub fn busybox_rootfs(target: &Path) -> io::Result<()> {
     header.set_size(bytes.len() as u64);
     header.set_mode(0o755);
     tar.append_data(&mut header, "bin/busybox", bytes.as_slice())?;
-    for applet in ["sh", "echo", "cat", "sleep", "true", "false", "ls", "id", "env"] {
+    for applet in ["sh", "echo", "cat", "sleep", "true", "false", "ls", "id", "env", "stat", "pwd"] {
         let mut link = tar::Header::new_gnu();
         link.set_entry_type(tar::EntryType::Symlink);
         link.set_size(0);
         link.set_mode(0o777);
         tar.append_link(&mut link, format!("bin/{applet}"), "busybox")?;
+    }
+    for (path, text) in [("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("etc/group", "root:x:0:\n")] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, text.as_bytes())?;
     }
     tar.finish()
 }

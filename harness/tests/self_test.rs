@@ -1,0 +1,290 @@
+//! The harness's own tests, on the busybox fixture stack built against the real engine: every
+//! check type passes and, with a wrong expectation, fails with what was expected and what came
+//! out; inheritance and opt-outs; discovery errors; GPU trials; no container left behind.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use harness::discover::{discover, Check, TrialSpec};
+use harness::format::{parse, Kind};
+use harness::run::{sweep_leftovers, Runner};
+use harness::CONTAINER_LABEL;
+use tokio::sync::OnceCell;
+use xtask::engine::{ContainerRequest, Engine};
+use xtask::graph::{ImageGraph, NodeId};
+use xtask::spec::Spec;
+
+/// The fixture stack, built once for the whole binary.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    spec: Arc<Spec>,
+    graph: ImageGraph,
+}
+
+static FIXTURE: OnceCell<Fixture> = OnceCell::const_new();
+
+async fn fixture() -> &'static Fixture {
+    FIXTURE
+        .get_or_init(|| async {
+            let dir = tempfile::tempdir().unwrap();
+            // A fixed namespace: later runs find these images up to date instead of piling up new ones.
+            let spec_path =
+                xtask::fixture::prepare(dir.path(), "harness-selftest", xtask::fixture::BUSYBOX_BASE).unwrap();
+            let spec = Arc::new(Spec::load(&spec_path).unwrap_or_else(|e| panic!("{e}")));
+            let graph = ImageGraph::new(&spec);
+            let nodes: Vec<NodeId> = graph.topological_order().cloned().collect();
+            let engine = Engine::connect().await.unwrap();
+            let reporter = Arc::new(xtask::report::Reporter::quiet(&dir.path().join("logs")));
+            let (_tx, rx) = tokio::sync::watch::channel(false);
+            let options = xtask::build::BuildOptions { jobs: 2, ..Default::default() };
+            let report =
+                xtask::build::build(spec.clone(), &graph, &nodes, engine, options, reporter, rx).await.unwrap();
+            assert!(!report.failed(), "{}", xtask::build::failures(&report));
+            Fixture { _dir: dir, spec, graph }
+        })
+        .await
+}
+
+fn node(spec: &Spec, name: &str) -> NodeId {
+    NodeId::new(spec, name, spec.default_variant())
+}
+
+/// One trial of image `image` from a suite written inline.
+fn trials_from(spec: &Spec, image: &str, suite: &str) -> Vec<TrialSpec> {
+    let file = parse(Path::new("inline.yml"), suite).unwrap();
+    let mut out = Vec::new();
+    for (name, check) in file.commands {
+        out.push(TrialSpec {
+            name: name.clone(),
+            node: node(spec, image),
+            check: Check::Command(check),
+            source: "inline.yml".into(),
+        });
+    }
+    for (name, check) in file.files {
+        out.push(TrialSpec {
+            name: name.clone(),
+            node: node(spec, image),
+            check: Check::File(check),
+            source: "inline.yml".into(),
+        });
+    }
+    out
+}
+
+/// Runs each check of `suite` on `image`: `(name, Ok or the failure message)`.
+async fn run_suite(image: &str, suite: &str, gpu: bool) -> Vec<(String, Result<(), String>)> {
+    let fixture = fixture().await;
+    let engine = Engine::connect().await.unwrap();
+    let runner = Runner::new(engine, fixture.spec.clone(), gpu);
+    let mut out = Vec::new();
+    for trial in trials_from(&fixture.spec, image, suite) {
+        out.push((trial.name.clone(), runner.run(&trial).await));
+    }
+    runner.cleanup().await;
+    out
+}
+
+const PASSING: &str = r#"
+commands:
+  exit-zero: {run: "true"}
+  exit-code: {run: "exit 3", exit_code: 3}
+  stdout-equals: {run: "echo base", stdout: {equals: base}}
+  stdout-contains: {run: "echo hello world", stdout: {contains: "lo wo"}}
+  stdout-matches: {run: "echo v1.2.3", stdout: {matches: '^v\d+\.\d+'}}
+  stdout-not-contains: {run: "echo fine", stdout: {not_contains: error}}
+  stderr: {run: "echo oops >&2", stderr: {equals: oops}}
+  env: {run: 'echo "$GREETING"', env: {GREETING: bonjour}, stdout: {equals: bonjour}}
+  user: {run: [id, -u], user: "1234", stdout: {equals: "1234"}}
+  workdir: {run: pwd, workdir: /bin, stdout: {equals: /bin}}
+files:
+  exists: {path: /base.txt, contents: {equals: base}}
+  absent: {path: /nope, exists: false}
+  mode: {path: /bin/busybox, mode: "0755", owner: root, group: "0"}
+"#;
+
+const FAILING: &str = r#"
+commands:
+  exit-code: {run: "exit 3"}
+  stdout-equals: {run: "echo base", stdout: {equals: other}}
+  stdout-contains: {run: "echo hello", stdout: {contains: bye}}
+  stdout-matches: {run: "echo v1", stdout: {matches: '^\d'}}
+  stdout-not-contains: {run: "echo an error", stdout: {not_contains: error}}
+  stderr: {run: "echo oops >&2", stderr: {equals: fine}}
+  env: {run: 'echo "$GREETING"', stdout: {equals: bonjour}}
+  user: {run: [id, -u], user: "1234", stdout: {equals: "0"}}
+  workdir: {run: pwd, workdir: /bin, stdout: {equals: /}}
+  timeout: {run: "sleep 30", timeout: 1}
+files:
+  exists: {path: /nope}
+  absent: {path: /base.txt, exists: false}
+  mode: {path: /bin/busybox, mode: "0644"}
+  owner: {path: /bin/busybox, owner: "1000"}
+  contents: {path: /base.txt, contents: {contains: tools}}
+"#;
+
+#[tokio::test]
+async fn every_check_type_passes_when_it_should() {
+    for (name, result) in run_suite("base", PASSING, false).await {
+        assert!(result.is_ok(), "{name}: {}", result.unwrap_err());
+    }
+}
+
+#[tokio::test]
+async fn every_check_type_fails_on_a_wrong_expectation_and_says_why() {
+    let results = run_suite("base", FAILING, false).await;
+    assert_eq!(results.len(), 15);
+    let expected = [
+        ("exit-code", "exit code should be 0, but is 3"),
+        ("stdout-equals", "stdout should equal \"other\", but is \"base\""),
+        ("stdout-contains", "stdout should contain \"bye\""),
+        ("stdout-matches", "stdout should match /^\\d/"),
+        ("stdout-not-contains", "stdout should not contain \"error\""),
+        ("stderr", "stderr should equal \"fine\", but is \"oops\""),
+        ("env", "stdout should equal \"bonjour\", but is \"\""),
+        ("user", "stdout should equal \"0\", but is \"1234\""),
+        ("workdir", "stdout should equal \"/\", but is \"/bin\""),
+        ("timeout", "did not finish within 1 s"),
+        ("exists", "/nope should exist, but does not"),
+        ("absent", "/base.txt should not exist, but does"),
+        ("mode", "mode should be 0644, but is 755"),
+        ("owner", "owner should be 1000, but is root (0)"),
+        ("contents", "contents should contain \"tools\""),
+    ];
+    for ((name, result), (expected_name, message)) in results.iter().zip(expected) {
+        assert_eq!(name, expected_name);
+        let error = result.as_ref().expect_err(name);
+        assert!(error.contains(message), "{name}: {error}");
+        assert!(error.contains("(from inline.yml)"), "{name}: {error}");
+    }
+    let (_, command_failure) = &results[1];
+    let text = command_failure.as_ref().unwrap_err();
+    assert!(
+        text.contains("command `echo base` failed its check")
+            && text.contains("exit code: 0")
+            && text.contains("    | base"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_gpu_trial_forced_without_a_gpu_fails_with_the_reason() {
+    let results = run_suite("base", "commands:\n  smi: {run: nvidia-smi, kind: gpu}\n", false).await;
+    let error = results[0].1.as_ref().unwrap_err();
+    assert!(error.contains("needs an NVIDIA GPU") && error.contains("cannot run here"), "{error}");
+    let file = parse(Path::new("x.yml"), "commands:\n  smi: {run: nvidia-smi, kind: gpu}\n").unwrap();
+    assert_eq!(file.commands["smi"].kind, Kind::Gpu);
+}
+
+#[tokio::test]
+async fn discovery_inherits_through_parents_only() {
+    let fixture = fixture().await;
+    let trials = discover(&fixture.spec, &fixture.graph).unwrap();
+    let of = |image: &str| -> BTreeSet<String> {
+        trials.iter().filter(|t| t.node.name == image).map(|t| t.name.split_once("::").unwrap().1.to_string()).collect()
+    };
+    assert_eq!(
+        of("base"),
+        BTreeSet::from(["base/checks::base-file".to_string(), "common/common::busybox".to_string()])
+    );
+    // app inherits base's (its parent), not tools' (a dependency).
+    assert_eq!(
+        of("app"),
+        BTreeSet::from([
+            "app/checks::copied-from-tools".to_string(),
+            "base/checks::base-file".to_string(),
+            "common/common::busybox".to_string()
+        ])
+    );
+    assert!(of("extra").contains("base/checks::base-file") && of("extra").contains("app/checks::copied-from-tools"));
+    assert!(of("app@gpu").contains("base/checks::base-file"));
+    let names: Vec<&String> = trials.iter().map(|t| &t.name).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "trials are sorted");
+}
+
+/// A copy of the fixture's spec folder whose test files the test may change (no engine).
+fn editable() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    xtask::fixture::copy_dir(&xtask::fixture::source_dir(), dir.path()).unwrap();
+    let spec = dir.path().join("images/spec.yml");
+    (dir, spec)
+}
+
+fn discover_at(spec_path: &Path) -> Result<Vec<TrialSpec>, Vec<String>> {
+    let spec = Spec::load(spec_path).unwrap();
+    discover(&spec, &ImageGraph::new(&spec))
+}
+
+#[test]
+fn opting_out_of_inheritance() {
+    let (dir, spec) = editable();
+    let images = dir.path().join("images");
+    std::fs::write(
+        images.join("base/tests/checks.yml"),
+        "inherit: false\ncommands:\n  base-file: {run: cat /base.txt}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        images.join("app/tests/checks.yml"),
+        "commands:\n  mine: {run: 'true', inherit: false}\n  shared: {run: 'true'}\n",
+    )
+    .unwrap();
+    std::fs::write(images.join("tests/common.yml"), "except: [tools]\nfiles:\n  busybox: {path: /bin/busybox}\n")
+        .unwrap();
+    let trials = discover_at(&spec).unwrap();
+    let names: BTreeSet<&str> = trials.iter().map(|t| t.name.as_str()).collect();
+    assert!(names.contains("base::base/checks::base-file") && !names.contains("app::base/checks::base-file"));
+    assert!(names.contains("app::app/checks::mine") && !names.contains("extra::app/checks::mine"));
+    assert!(names.contains("extra::app/checks::shared"));
+    assert!(!names.iter().any(|n| n.starts_with("tools::common/")));
+}
+
+#[test]
+fn discovery_errors_are_errors_not_passes() {
+    let (dir, spec) = editable();
+    let images = dir.path().join("images");
+    std::fs::remove_file(images.join("tests/common.yml")).unwrap();
+    std::fs::write(images.join("tools/tests/checks.yml"), "inherit: true\n").unwrap();
+    std::fs::write(images.join("extra/tests/run.sh"), "true\n").unwrap();
+    std::fs::write(images.join("app/tests/checks.yml"), "commands:\n  x: {runn: 'true'}\n").unwrap();
+    let errors = discover_at(&spec).unwrap_err();
+    let text = errors.join("\n");
+    assert!(text.contains("tools/tests/checks.yml: the suite has no checks"), "{text}");
+    assert!(text.contains("extra/tests/run.sh: not a test format this harness knows"), "{text}");
+    assert!(text.contains("app/tests/checks.yml:2:7: ") && text.contains("unknown field `runn`"), "{text}");
+    assert!(text.contains("image `tools` has no tests"), "{text}");
+}
+
+#[tokio::test]
+async fn containers_are_removed_and_a_crashed_runs_are_swept() {
+    let fixture = fixture().await;
+    let engine = Engine::connect().await.unwrap();
+    let runner = Runner::new(engine.clone(), fixture.spec.clone(), false);
+    for trial in trials_from(&fixture.spec, "tools", "commands:\n  ok: {run: 'true'}\n  also: {run: 'true'}\n") {
+        runner.run(&trial).await.unwrap();
+    }
+    let started = runner.started();
+    assert_eq!(started.len(), 1, "one container served both checks");
+    assert_eq!(
+        engine.container_label(&started[0], CONTAINER_LABEL).await.unwrap(),
+        Some(std::process::id().to_string())
+    );
+    runner.cleanup().await;
+    assert!(!engine.containers().await.unwrap().contains(&started[0]), "cleanup left a container");
+    // A container from a run whose process is gone (pid 0 is never a user process's).
+    let image = runner.image_of(&node(&fixture.spec, "tools"));
+    let orphan = engine
+        .start_container(ContainerRequest {
+            image,
+            entrypoint: Some(vec!["sleep".into(), "300".into()]),
+            labels: [(CONTAINER_LABEL.to_string(), "999999999".to_string())].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(sweep_leftovers(&engine).await.unwrap() >= 1);
+    assert!(!engine.containers().await.unwrap().contains(&orphan));
+}
