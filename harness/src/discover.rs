@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use xtask::graph::{EdgeKind, ImageGraph, NodeId};
 use xtask::spec::Spec;
 
-use crate::format::{self, CommandCheck, FileCheck, Kind, TestFile};
+use crate::format::{self, CommandCheck, FileCheck, Kind, MetadataCheck, TestFile};
 
 /// The suites common to every image live here, under the spec's folder.
 pub const COMMON_DIR: &str = "tests";
@@ -20,6 +20,7 @@ pub const COMMON_DIR: &str = "tests";
 pub enum Check {
     Command(CommandCheck),
     File(FileCheck),
+    Metadata(MetadataCheck),
 }
 
 impl Check {
@@ -27,6 +28,7 @@ impl Check {
         match self {
             Check::Command(check) => check.kind,
             Check::File(check) => check.kind,
+            Check::Metadata(_) => Kind::Acceptance,
         }
     }
 }
@@ -69,8 +71,11 @@ fn suites_in(dir: &Path, owner: Option<&str>, errors: &mut Vec<String>) -> Vec<S
             }
         };
         match format::parse(&path, &text) {
-            Ok(file) if file.commands.is_empty() && file.files.is_empty() => {
-                errors.push(format!("{}: the suite has no checks (add `commands:` or `files:`)", path.display()));
+            Ok(file) if file.commands.is_empty() && file.files.is_empty() && file.metadata.is_none() => {
+                errors.push(format!(
+                    "{}: the suite has no checks (add `commands:`, `files:` or `metadata:`)",
+                    path.display()
+                ));
             }
             Ok(file) => {
                 let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();

@@ -21,6 +21,9 @@ pub struct TestFile {
     pub commands: IndexMap<String, CommandCheck>,
     #[serde(default)]
     pub files: IndexMap<String, FileCheck>,
+    /// Checks on the image's configuration; one trial named `metadata`.
+    #[serde(default)]
+    pub metadata: Option<MetadataCheck>,
 }
 
 fn yes() -> bool {
@@ -130,6 +133,31 @@ pub struct FileCheck {
     pub inherit: bool,
 }
 
+/// Expectations on the image's configuration (no container needed). Every key given must hold.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataCheck {
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    /// Variables that must have exactly these values.
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    /// Variables whose values must contain these texts (`PATH: /opt/venv/bin`).
+    #[serde(default)]
+    pub env_contains: IndexMap<String, String>,
+    #[serde(default)]
+    pub labels: IndexMap<String, String>,
+    /// Ports that must be exposed, such as `8888/tcp`.
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    /// Whether the image declares a `HEALTHCHECK`.
+    pub healthcheck: Option<bool>,
+    #[serde(default = "yes")]
+    pub inherit: bool,
+}
+
 /// Parses a suite; errors carry the file, line and column.
 pub fn parse(path: &Path, text: &str) -> Result<TestFile, String> {
     serde_yaml::from_str(text).map_err(|error| {
@@ -179,6 +207,15 @@ mod tests {
         assert_eq!(file.commands["python"].run.argv(), ["sh", "-c", "python --version"]);
         assert_eq!(file.commands["gpu"].kind, Kind::Gpu);
         assert_eq!(file.files["venv"].owner.as_deref(), Some("1000"));
+    }
+
+    #[test]
+    fn parses_metadata() {
+        let text = "metadata:\n  user: \"1000\"\n  env_contains: {PATH: /opt/venv/bin}\n  exposed_ports: [8888/tcp]\n  healthcheck: true\n";
+        let metadata = parse(Path::new("m.yml"), text).unwrap().metadata.unwrap();
+        assert_eq!(metadata.user.as_deref(), Some("1000"));
+        assert_eq!(metadata.exposed_ports, ["8888/tcp"]);
+        assert_eq!(metadata.healthcheck, Some(true));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use xtask::graph::NodeId;
 use xtask::spec::Spec;
 
 use crate::discover::{Check, TrialSpec};
-use crate::format::{check_text, CommandCheck, FileCheck, Kind};
+use crate::format::{check_text, CommandCheck, FileCheck, Kind, MetadataCheck};
 use crate::CONTAINER_LABEL;
 
 /// How long a check's command may run unless it says otherwise.
@@ -92,10 +92,10 @@ impl Runner {
                 "this trial needs an NVIDIA GPU, and the engine has no `nvidia` runtime: it cannot run here".into()
             );
         }
-        let container = self.container(&trial.node).await?;
         match &trial.check {
-            Check::Command(check) => self.command(&container, check).await,
-            Check::File(check) => self.file(&container, check).await,
+            Check::Command(check) => self.command(&self.container(&trial.node).await?, check).await,
+            Check::File(check) => self.file(&self.container(&trial.node).await?, check).await,
+            Check::Metadata(check) => self.metadata(&trial.node, check).await,
         }
         .map_err(|problems| format!("{problems}\n  (from {})", trial.source.display()))
     }
@@ -190,6 +190,88 @@ impl Runner {
             Ok(())
         } else {
             Err(format!("file check on {} failed:\n  - {}", check.path, problems.join("\n  - ")))
+        }
+    }
+
+    async fn metadata(&self, node: &NodeId, check: &MetadataCheck) -> Result<(), String> {
+        let image = self.image_of(node);
+        let inspected = self
+            .engine
+            .image(&image)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{image} is not on the engine"))?;
+        let config = inspected.config.unwrap_or_default();
+        let mut problems: Vec<String> = Vec::new();
+        let differs = |what: &str, expected: String, actual: String| {
+            (expected != actual).then(|| format!("{what} should be {expected:?}, but is {actual:?}"))
+        };
+        if let Some(user) = &check.user {
+            problems.extend(differs("user", user.clone(), config.user.clone().unwrap_or_default()));
+        }
+        if let Some(workdir) = &check.workdir {
+            problems.extend(differs("workdir", workdir.clone(), config.working_dir.clone().unwrap_or_default()));
+        }
+        let env: HashMap<String, String> = config
+            .env
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|entry| entry.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (name, value) in &check.env {
+            problems.extend(differs(&format!("env {name}"), value.clone(), env.get(name).cloned().unwrap_or_default()));
+        }
+        for (name, part) in &check.env_contains {
+            let value = env.get(name).cloned().unwrap_or_default();
+            if !value.contains(part.as_str()) {
+                problems.push(format!("env {name} should contain {part:?}, but is {value:?}"));
+            }
+        }
+        let labels = config.labels.clone().unwrap_or_default();
+        for (name, value) in &check.labels {
+            problems.extend(differs(
+                &format!("label {name}"),
+                value.clone(),
+                labels.get(name).cloned().unwrap_or_default(),
+            ));
+        }
+        let exposed = config.exposed_ports.clone().unwrap_or_default();
+        for port in &check.exposed_ports {
+            if !exposed.contains(port) {
+                problems.push(format!("port {port} should be exposed; exposed: {exposed:?}"));
+            }
+        }
+        if let Some(entrypoint) = &check.entrypoint {
+            problems.extend(differs(
+                "entrypoint",
+                format!("{entrypoint:?}"),
+                format!("{:?}", config.entrypoint.clone().unwrap_or_default()),
+            ));
+        }
+        if let Some(cmd) = &check.cmd {
+            problems.extend(differs(
+                "cmd",
+                format!("{cmd:?}"),
+                format!("{:?}", config.cmd.clone().unwrap_or_default()),
+            ));
+        }
+        if let Some(wanted) = check.healthcheck {
+            let test = config.healthcheck.as_ref().and_then(|h| h.test.clone()).unwrap_or_default();
+            let has = !test.is_empty() && test.first().map(String::as_str) != Some("NONE");
+            if has != wanted {
+                problems.push(format!(
+                    "the image should {}declare a HEALTHCHECK, but {}",
+                    if wanted { "" } else { "not " },
+                    if has { format!("has {test:?}") } else { "has none".into() }
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("metadata of {image} failed its check:\n  - {}", problems.join("\n  - ")))
         }
     }
 

@@ -70,6 +70,10 @@ fn trials_from(spec: &Spec, image: &str, suite: &str) -> Vec<TrialSpec> {
             source: "inline.yml".into(),
         });
     }
+    if let Some(check) = file.metadata {
+        let check = Check::Metadata(check);
+        out.push(TrialSpec { name: "metadata".into(), node: node(spec, image), check, source: "inline.yml".into() });
+    }
     out
 }
 
@@ -102,6 +106,11 @@ files:
   exists: {path: /base.txt, contents: {equals: base}}
   absent: {path: /nope, exists: false}
   mode: {path: /bin/busybox, mode: "0755", owner: root, group: "0"}
+metadata:
+  labels: {xtask.stack.image: base, xtask.stack.variant: cpu}
+  env_contains: {PATH: /bin}
+  healthcheck: false
+  user: ""
 "#;
 
 const FAILING: &str = r#"
@@ -122,6 +131,15 @@ files:
   mode: {path: /bin/busybox, mode: "0644"}
   owner: {path: /bin/busybox, owner: "1000"}
   contents: {path: /base.txt, contents: {contains: tools}}
+metadata:
+  user: "1000"
+  workdir: /home
+  env: {GREETING: hello}
+  labels: {xtask.stack.image: tools}
+  exposed_ports: [8888/tcp]
+  entrypoint: [tini]
+  cmd: [start]
+  healthcheck: true
 "#;
 
 #[tokio::test]
@@ -134,7 +152,7 @@ async fn every_check_type_passes_when_it_should() {
 #[tokio::test]
 async fn every_check_type_fails_on_a_wrong_expectation_and_says_why() {
     let results = run_suite("base", FAILING, false).await;
-    assert_eq!(results.len(), 15);
+    assert_eq!(results.len(), 16);
     let expected = [
         ("exit-code", "exit code should be 0, but is 3"),
         ("stdout-equals", "stdout should equal \"other\", but is \"base\""),
@@ -151,12 +169,25 @@ async fn every_check_type_fails_on_a_wrong_expectation_and_says_why() {
         ("mode", "mode should be 0644, but is 755"),
         ("owner", "owner should be 1000, but is root (0)"),
         ("contents", "contents should contain \"tools\""),
+        ("metadata", "user should be \"1000\", but is \"\""),
     ];
     for ((name, result), (expected_name, message)) in results.iter().zip(expected) {
         assert_eq!(name, expected_name);
         let error = result.as_ref().expect_err(name);
         assert!(error.contains(message), "{name}: {error}");
         assert!(error.contains("(from inline.yml)"), "{name}: {error}");
+    }
+    let metadata = results[15].1.as_ref().unwrap_err();
+    for problem in [
+        "workdir should be \"/home\"",
+        "env GREETING should be \"hello\", but is \"\"",
+        "label xtask.stack.image should be \"tools\", but is \"base\"",
+        "port 8888/tcp should be exposed",
+        "entrypoint should be",
+        "cmd should be",
+        "the image should declare a HEALTHCHECK, but has none",
+    ] {
+        assert!(metadata.contains(problem), "{problem}: {metadata}");
     }
     let (_, command_failure) = &results[1];
     let text = command_failure.as_ref().unwrap_err();

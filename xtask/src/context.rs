@@ -123,7 +123,12 @@ pub struct Generated {
 
 /// The paths under `dir` that the context keeps, sorted, relative with `/` separators; folders
 /// are listed before their contents.
-pub fn files(dir: &Path, dockerfile: &str) -> Result<Vec<(String, PathBuf)>, ContextError> {
+/// `exclude` leaves out more paths (relative to `dir`), such as the stack's test folders.
+pub fn files(
+    dir: &Path,
+    dockerfile: &str,
+    exclude: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Vec<(String, PathBuf)>, ContextError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ContextError::Io { path, source }
@@ -146,7 +151,10 @@ pub fn files(dir: &Path, dockerfile: &str) -> Result<Vec<(String, PathBuf)>, Con
             let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
             let is_dir = entry.file_type().map_err(io(&entry.path()))?.is_dir();
             let always = relative == dockerfile || relative == ".dockerignore";
-            if relative == GENERATED_DIR || (!always && ignore.excludes(&relative) && !(is_dir && any_exception)) {
+            let ignored = ignore.excludes(&relative) && !(is_dir && any_exception);
+            // A folder goes when its contents would: `images/*/tests/**` leaves no empty `tests/`.
+            let excluded = exclude(&relative) || (is_dir && exclude(&format!("{relative}/.any-file")));
+            if relative == GENERATED_DIR || (!always && (ignored || excluded)) {
                 continue;
             }
             entries.push((relative, entry.path(), is_dir));
@@ -166,8 +174,13 @@ pub fn files(dir: &Path, dockerfile: &str) -> Result<Vec<(String, PathBuf)>, Con
 /// Writes the context of `dir` as a deterministic tar archive, with `generated` files added
 /// under [`GENERATED_DIR`]. The digest covers the folder's files only: generated files (such as
 /// a CA bundle) do not decide what an image is.
-pub fn archive(dir: &Path, dockerfile: &str, generated: &[Generated]) -> Result<Context, ContextError> {
-    let entries = files(dir, dockerfile)?;
+pub fn archive(
+    dir: &Path,
+    dockerfile: &str,
+    generated: &[Generated],
+    exclude: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Context, ContextError> {
+    let entries = files(dir, dockerfile, exclude)?;
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
     let mut hasher = Sha256::new();
@@ -234,6 +247,22 @@ mod tests {
     use super::*;
     use rstest::rstest;
 
+    fn none(_: &str) -> bool {
+        false
+    }
+
+    #[test]
+    fn an_exclusion_leaves_out_paths_but_never_the_dockerfile() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "Dockerfile", "FROM x\n");
+        write(dir.path(), "tests/checks.yml", "x");
+        write(dir.path(), "app.py", "x");
+        let exclude = |path: &str| path.starts_with("tests/") || path == "Dockerfile";
+        let names: Vec<String> =
+            files(dir.path(), "Dockerfile", &exclude).unwrap().into_iter().map(|(name, _)| name).collect();
+        assert_eq!(names, ["Dockerfile", "app.py"]);
+    }
+
     fn ignore(text: &str) -> DockerIgnore {
         DockerIgnore::parse(text, Path::new(".dockerignore")).unwrap()
     }
@@ -284,26 +313,27 @@ mod tests {
         // Different times on disk must not matter.
         std::thread::sleep(std::time::Duration::from_millis(20));
         write(two.path(), "b.txt", "b.txt");
-        let a = archive(one.path(), "Dockerfile", &[]).unwrap();
-        let b = archive(two.path(), "Dockerfile", &[]).unwrap();
+        let a = archive(one.path(), "Dockerfile", &[], &none).unwrap();
+        let b = archive(two.path(), "Dockerfile", &[], &none).unwrap();
         assert_eq!(a.tar, b.tar);
         assert_eq!(a.digest, b.digest);
-        let names: Vec<String> = files(one.path(), "Dockerfile").unwrap().into_iter().map(|(name, _)| name).collect();
+        let names: Vec<String> =
+            files(one.path(), "Dockerfile", &none).unwrap().into_iter().map(|(name, _)| name).collect();
         assert_eq!(names, [".dockerignore", "Dockerfile", "a", "a/c.txt", "b.txt"]);
         // An ignored file changes nothing; a kept one changes the digest.
         write(one.path(), "debug.log", "other noise");
-        assert_eq!(archive(one.path(), "Dockerfile", &[]).unwrap().digest, a.digest);
+        assert_eq!(archive(one.path(), "Dockerfile", &[], &none).unwrap().digest, a.digest);
         write(one.path(), "b.txt", "changed");
-        assert_ne!(archive(one.path(), "Dockerfile", &[]).unwrap().digest, a.digest);
+        assert_ne!(archive(one.path(), "Dockerfile", &[], &none).unwrap().digest, a.digest);
     }
 
     #[test]
     fn generated_files_are_sent_but_not_digested() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "Dockerfile", "FROM x\n");
-        let plain = archive(dir.path(), "Dockerfile", &[]).unwrap();
+        let plain = archive(dir.path(), "Dockerfile", &[], &none).unwrap();
         let generated = Generated { path: format!("{GENERATED_DIR}/ca.crt"), contents: b"cert".to_vec() };
-        let with = archive(dir.path(), "Dockerfile", &[generated]).unwrap();
+        let with = archive(dir.path(), "Dockerfile", &[generated], &none).unwrap();
         assert_eq!(plain.digest, with.digest);
         let mut archive = tar::Archive::new(with.tar.as_slice());
         let names: Vec<String> =

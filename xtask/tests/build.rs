@@ -360,3 +360,14 @@ async fn with_registry_an_image_found_there_is_pulled_not_built() {
         assert_eq!(a.id, b.id, "the pulled image is the one that was pushed");
     }
 }
+
+#[tokio::test]
+async fn test_and_ignored_files_are_not_sent_and_rebuild_nothing() {
+    let stack = EngineStack::new();
+    stack.build(Variants::Default, BuildOptions::default()).await;
+    stack.stack.write("images/base/tests/more.yml", "commands:\n  more: {run: 'true'}\n");
+    stack.stack.write("images/app/README.md", "# app, documented better\n");
+    stack.stack.write("images/tools/tests/new-folder/deep.yml", "x\n");
+    let report = stack.build(Variants::Default, BuildOptions::default()).await;
+    assert!(all(&report, "up to date"), "{:?}", statuses(&report));
+}
