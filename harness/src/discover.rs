@@ -150,6 +150,15 @@ pub fn discover(spec: &Spec, graph: &ImageGraph) -> Result<Vec<TrialSpec>, Vec<S
                     });
                 }
             }
+            if let Some(check) = suite.file.metadata.as_ref().filter(|check| own_image || check.inherit) {
+                let check = Check::Metadata(check.clone());
+                trials.push(TrialSpec {
+                    name: name("metadata"),
+                    node: node.clone(),
+                    check,
+                    source: suite.path.clone(),
+                });
+            }
         }
         if trials.len() == before {
             let image = &spec.images[&node.image];

@@ -265,12 +265,15 @@ fn opting_out_of_inheritance() {
     .unwrap();
     std::fs::write(images.join("tests/common.yml"), "except: [tools]\nfiles:\n  busybox: {path: /bin/busybox}\n")
         .unwrap();
+    std::fs::write(images.join("tools/tests/meta.yml"), "metadata:\n  user: \"\"\n  inherit: false\n").unwrap();
     let trials = discover_at(&spec).unwrap();
     let names: BTreeSet<&str> = trials.iter().map(|t| t.name.as_str()).collect();
     assert!(names.contains("base::base/checks::base-file") && !names.contains("app::base/checks::base-file"));
     assert!(names.contains("app::app/checks::mine") && !names.contains("extra::app/checks::mine"));
     assert!(names.contains("extra::app/checks::shared"));
     assert!(!names.iter().any(|n| n.starts_with("tools::common/")));
+    assert!(names.contains("tools::tools/meta::metadata"));
+    assert!(!names.iter().any(|n| n.starts_with("app::tools/")), "tools is a dependency of app, not its parent");
 }
 
 #[test]
