@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use xtask::graph::{EdgeKind, ImageGraph, NodeId};
 use xtask::spec::Spec;
 
-use crate::format::{self, CommandCheck, FileCheck, Kind, MetadataCheck, TestFile};
+use crate::format::{self, CommandCheck, FileCheck, Kind, MetadataCheck, ScriptCheck, TestFile};
 
 /// The suites common to every image live here, under the spec's folder.
 pub const COMMON_DIR: &str = "tests";
@@ -21,6 +21,7 @@ pub enum Check {
     Command(CommandCheck),
     File(FileCheck),
     Metadata(MetadataCheck),
+    Script(ScriptCheck),
 }
 
 impl Check {
@@ -29,6 +30,7 @@ impl Check {
             Check::Command(check) => check.kind,
             Check::File(check) => check.kind,
             Check::Metadata(_) => Kind::Acceptance,
+            Check::Script(check) => check.kind,
         }
     }
 }
@@ -43,24 +45,55 @@ pub struct TrialSpec {
     pub source: PathBuf,
 }
 
-/// A suite file and the image that owns it (`None` for common suites).
+/// A suite file (or a script) and the image that owns it (`None` for common suites).
 #[derive(Debug, Clone)]
 struct Suite {
     owner: Option<String>,
     stem: String,
     path: PathBuf,
     file: TestFile,
+    /// Set for a script test; `file` is then empty.
+    script: Option<ScriptCheck>,
 }
 
 fn suites_in(dir: &Path, owner: Option<&str>, errors: &mut Vec<String>) -> Vec<Suite> {
-    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
-    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
-    paths.sort();
     let mut out = Vec::new();
+    collect_suites(dir, owner, Kind::Acceptance, errors, &mut out);
+    out
+}
+
+fn collect_suites(dir: &Path, owner: Option<&str>, kind: Kind, errors: &mut Vec<String>, out: &mut Vec<Suite>) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
     for path in paths {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if path.is_dir() {
+            match format::kind_of_folder(&name) {
+                Some(folder_kind) if kind == Kind::Acceptance => collect_suites(&path, owner, folder_kind, errors, out),
+                _ => errors.push(format!("{}: test folders are `workflow`, `integration` and `gpu`", path.display())),
+            }
+            continue;
+        }
         let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        if let Some(interpreter) = format::interpreter(extension) {
+            let suite = if kind == Kind::Acceptance { "scripts".to_string() } else { kind.tag().to_string() };
+            let file = TestFile {
+                inherit: true,
+                except: Vec::new(),
+                commands: Default::default(),
+                files: Default::default(),
+                metadata: None,
+            };
+            let script = ScriptCheck { path: path.clone(), kind, interpreter };
+            out.push(Suite { owner: owner.map(str::to_string), stem: suite, path, file, script: Some(script) });
+            continue;
+        }
         if !matches!(extension, "yml" | "yaml") {
-            errors.push(format!("{}: not a test format this harness knows (YAML suites end in .yml)", path.display()));
+            errors.push(format!(
+                "{}: not a test format this harness knows (YAML suites end in .yml; scripts in .sh, .py, .R or .ipynb)",
+                path.display()
+            ));
             continue;
         }
         let text = match fs::read_to_string(&path) {
@@ -79,12 +112,11 @@ fn suites_in(dir: &Path, owner: Option<&str>, errors: &mut Vec<String>) -> Vec<S
             }
             Ok(file) => {
                 let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-                out.push(Suite { owner: owner.map(str::to_string), stem, path, file });
+                out.push(Suite { owner: owner.map(str::to_string), stem, path, file, script: None });
             }
             Err(error) => errors.push(error),
         }
     }
-    out
 }
 
 /// Every trial of the stack, sorted by name, or every discovery error.
@@ -149,6 +181,16 @@ pub fn discover(spec: &Spec, graph: &ImageGraph) -> Result<Vec<TrialSpec>, Vec<S
                         source: suite.path.clone(),
                     });
                 }
+            }
+            if let Some(script) = &suite.script {
+                let file_name = script.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let check = Check::Script(script.clone());
+                trials.push(TrialSpec {
+                    name: name(&file_name),
+                    node: node.clone(),
+                    check,
+                    source: suite.path.clone(),
+                });
             }
             if let Some(check) = suite.file.metadata.as_ref().filter(|check| own_image || check.inherit) {
                 let check = Check::Metadata(check.clone());

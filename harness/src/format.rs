@@ -158,6 +158,50 @@ pub struct MetadataCheck {
     pub inherit: bool,
 }
 
+/// A script test: a file copied into the container and run; exit 0 passes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptCheck {
+    /// The file on the host.
+    pub path: std::path::PathBuf,
+    pub kind: Kind,
+    /// The program that runs it, before its path.
+    pub interpreter: Vec<String>,
+}
+
+/// Seconds a script may run.
+pub const SCRIPT_TIMEOUT: u64 = 600;
+
+/// How a script file is run, by its extension; `None` for files that are not scripts.
+pub fn interpreter(extension: &str) -> Option<Vec<String>> {
+    let words: &[&str] = match extension {
+        "sh" => &["sh"],
+        "py" => &["python3"],
+        "R" | "r" => &["Rscript"],
+        "ipynb" => &[
+            "jupyter",
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--ExecutePreprocessor.timeout=600",
+            "--output-dir",
+            ".",
+        ],
+        _ => return None,
+    };
+    Some(words.iter().map(|w| w.to_string()).collect())
+}
+
+/// The kind a script has from the folder it sits in under `tests/`.
+pub fn kind_of_folder(name: &str) -> Option<Kind> {
+    match name {
+        "workflow" => Some(Kind::Workflow),
+        "integration" => Some(Kind::Integration),
+        "gpu" => Some(Kind::Gpu),
+        _ => None,
+    }
+}
+
 /// Parses a suite; errors carry the file, line and column.
 pub fn parse(path: &Path, text: &str) -> Result<TestFile, String> {
     serde_yaml::from_str(text).map_err(|error| {

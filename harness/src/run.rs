@@ -4,6 +4,7 @@
 //! and, if a run crashed, by the next run.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use xtask::graph::NodeId;
 use xtask::spec::Spec;
 
 use crate::discover::{Check, TrialSpec};
-use crate::format::{check_text, CommandCheck, FileCheck, Kind, MetadataCheck};
+use crate::format::{check_text, CommandCheck, FileCheck, Kind, MetadataCheck, ScriptCheck, SCRIPT_TIMEOUT};
 use crate::CONTAINER_LABEL;
 
 /// How long a check's command may run unless it says otherwise.
@@ -96,6 +97,7 @@ impl Runner {
             Check::Command(check) => self.command(&self.container(&trial.node).await?, check).await,
             Check::File(check) => self.file(&self.container(&trial.node).await?, check).await,
             Check::Metadata(check) => self.metadata(&trial.node, check).await,
+            Check::Script(check) => self.script(&self.container(&trial.node).await?, check).await,
         }
         .map_err(|problems| format!("{problems}\n  (from {})", trial.source.display()))
     }
@@ -191,6 +193,48 @@ impl Runner {
         } else {
             Err(format!("file check on {} failed:\n  - {}", check.path, problems.join("\n  - ")))
         }
+    }
+
+    /// Copies the script into its own folder of the container and runs it there.
+    async fn script(&self, container: &str, check: &ScriptCheck) -> Result<(), String> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = check.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let contents = std::fs::read(&check.path).map_err(|e| format!("{}: {e}", check.path.display()))?;
+        let folder = format!("tmp/xtask-tests/{}", NEXT.fetch_add(1, Ordering::SeqCst));
+        let mut tar = tar::Builder::new(Vec::new());
+        // /tmp too, with its usual mode: a minimal image may not have one.
+        for dir in ["tmp".to_string(), "tmp/xtask-tests".to_string(), folder.clone()] {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o1777);
+            header.set_size(0);
+            tar.append_data(&mut header, format!("{dir}/"), std::io::empty()).map_err(|e| e.to_string())?;
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o755);
+        header.set_size(contents.len() as u64);
+        tar.append_data(&mut header, format!("{folder}/{name}"), contents.as_slice()).map_err(|e| e.to_string())?;
+        let tar = tar.into_inner().map_err(|e| e.to_string())?;
+        self.engine.upload(container, "/", tar).await.map_err(|e| e.to_string())?;
+        let workdir = format!("/{folder}");
+        let mut cmd = check.interpreter.clone();
+        cmd.push(name.clone());
+        let timeout = Duration::from_secs(SCRIPT_TIMEOUT);
+        let output = self
+            .exec(container, ExecRequest { cmd: cmd.clone(), workdir: Some(workdir), ..Default::default() }, timeout)
+            .await?;
+        if output.exit_code == Some(0) {
+            return Ok(());
+        }
+        Err(format!(
+            "script {name} (`{}`) {}:\n  stdout:\n{}\n  stderr:\n{}",
+            cmd.join(" "),
+            output
+                .exit_code
+                .map_or(format!("did not finish within {} s", timeout.as_secs()), |code| format!("exited with {code}")),
+            tail(&output.stdout),
+            tail(&output.stderr),
+        ))
     }
 
     async fn metadata(&self, node: &NodeId, check: &MetadataCheck) -> Result<(), String> {

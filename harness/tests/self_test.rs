@@ -282,12 +282,12 @@ fn discovery_errors_are_errors_not_passes() {
     let images = dir.path().join("images");
     std::fs::remove_file(images.join("tests/common.yml")).unwrap();
     std::fs::write(images.join("tools/tests/checks.yml"), "inherit: true\n").unwrap();
-    std::fs::write(images.join("extra/tests/run.sh"), "true\n").unwrap();
+    std::fs::write(images.join("extra/tests/notes.txt"), "true\n").unwrap();
     std::fs::write(images.join("app/tests/checks.yml"), "commands:\n  x: {runn: 'true'}\n").unwrap();
     let errors = discover_at(&spec).unwrap_err();
     let text = errors.join("\n");
     assert!(text.contains("tools/tests/checks.yml: the suite has no checks"), "{text}");
-    assert!(text.contains("extra/tests/run.sh: not a test format this harness knows"), "{text}");
+    assert!(text.contains("extra/tests/notes.txt: not a test format this harness knows"), "{text}");
     assert!(text.contains("app/tests/checks.yml:2:7: ") && text.contains("unknown field `runn`"), "{text}");
     assert!(text.contains("image `tools` has no tests"), "{text}");
 }
@@ -321,4 +321,52 @@ async fn containers_are_removed_and_a_crashed_runs_are_swept() {
         .unwrap();
     assert!(sweep_leftovers(&engine).await.unwrap() >= 1);
     assert!(!engine.containers().await.unwrap().contains(&orphan));
+}
+
+#[tokio::test]
+async fn scripts_run_inside_the_container_and_fail_with_their_output() {
+    let fixture = fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.sh");
+    let bad = dir.path().join("bad.sh");
+    std::fs::write(&good, "set -e\ntest -f /base.txt\necho written > out.txt\ncat out.txt\n").unwrap();
+    std::fs::write(&bad, "echo about to fail\necho details >&2\nexit 4\n").unwrap();
+    let engine = Engine::connect().await.unwrap();
+    let runner = Runner::new(engine, fixture.spec.clone(), false);
+    let trial = |path: &Path| TrialSpec {
+        name: "script".into(),
+        node: node(&fixture.spec, "base"),
+        check: Check::Script(harness::format::ScriptCheck {
+            path: path.to_path_buf(),
+            kind: Kind::Acceptance,
+            interpreter: vec!["sh".into()],
+        }),
+        source: path.to_path_buf(),
+    };
+    let passed = runner.run(&trial(&good)).await;
+    let failed = runner.run(&trial(&bad)).await;
+    runner.cleanup().await;
+    passed.unwrap();
+    let error = failed.unwrap_err();
+    assert!(error.contains("script bad.sh (`sh bad.sh`) exited with 4"), "{error}");
+    assert!(error.contains("| about to fail") && error.contains("| details"), "{error}");
+}
+
+#[test]
+fn scripts_are_discovered_with_the_kind_of_their_folder() {
+    let (dir, spec) = editable();
+    let tests = dir.path().join("images/base/tests");
+    std::fs::write(tests.join("hello.sh"), "true\n").unwrap();
+    std::fs::create_dir_all(tests.join("workflow")).unwrap();
+    std::fs::write(tests.join("workflow/train.py"), "print(1)\n").unwrap();
+    std::fs::create_dir_all(tests.join("gpu")).unwrap();
+    std::fs::write(tests.join("gpu/cuda.py"), "print(1)\n").unwrap();
+    let trials = discover_at(&spec).unwrap();
+    let find = |name: &str| trials.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no trial {name}"));
+    assert_eq!(find("base::base/scripts::hello.sh").check.kind(), Kind::Acceptance);
+    assert_eq!(find("base::base/workflow::train.py").check.kind(), Kind::Workflow);
+    assert_eq!(find("app::base/gpu::cuda.py").check.kind(), Kind::Gpu, "scripts are inherited too");
+    std::fs::create_dir_all(tests.join("misc")).unwrap();
+    let errors = discover_at(&spec).unwrap_err().join("\n");
+    assert!(errors.contains("misc: test folders are `workflow`, `integration` and `gpu`"), "{errors}");
 }

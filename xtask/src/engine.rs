@@ -257,6 +257,15 @@ impl Engine {
         Ok(output)
     }
 
+    /// Unpacks a tar archive into folder `path` of a container.
+    pub async fn upload(&self, container: &str, path: &str, tar: Vec<u8>) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::default().path(path).build();
+        self.docker
+            .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(|e| EngineError::failed("copying files into container", container, e))
+    }
+
     /// Removes a container (running or not) and its anonymous volumes; one that is gone is fine.
     pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
         let options = bollard::query_parameters::RemoveContainerOptionsBuilder::default().force(true).v(true).build();
