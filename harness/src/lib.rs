@@ -3,10 +3,12 @@
 //! root runs `tests/acceptance.rs`).
 //!
 //! `format` is the YAML test format, `discover` turns the spec and the test files into named
-//! trials (no engine), `run` executes them in one long-lived container per image.
+//! trials (no engine), `run` executes them in one long-lived container per image, `report`
+//! writes per-trial logs and JUnit XML.
 
 pub mod discover;
 pub mod format;
+pub mod report;
 pub mod run;
 
 /// The label every harness container carries, so a crashed run's leftovers can be found.

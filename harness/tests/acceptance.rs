@@ -6,14 +6,17 @@
 //! `STACK_TEST_NO_BUILD=1` asks to test exactly what is there. GPU trials are ignored unless
 //! the host has an NVIDIA GPU (`/dev/nvidiactl`, or `STACK_GPU=1`); forced with
 //! `--include-ignored` on an engine without one, they fail with that reason. `STACK_SPEC` points
-//! the harness at another spec (the harness's own tests use the fixture stack).
+//! the harness at another spec. Each trial leaves a log under `target/xtask/test-logs/`;
+//! `STACK_JUNIT=path` writes a JUnit XML report there too.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use harness::discover::{self, TrialSpec};
 use harness::format::Kind;
+use harness::report::{self, Record, Verdict};
 use harness::run::{self, Runner};
 use libtest_mimic::{Arguments, Failed, Trial};
 use xtask::graph::{ImageGraph, NodeId};
@@ -28,6 +31,9 @@ struct Shared {
     /// The images the selected trials test.
     nodes: Vec<NodeId>,
     ready: OnceLock<Ready>,
+    /// Every trial that ran, for the logs and the JUnit report.
+    records: Mutex<Vec<Record>>,
+    logs: PathBuf,
 }
 
 fn host_has_gpu() -> bool {
@@ -88,9 +94,20 @@ fn trial(shared: Arc<Shared>, spec: TrialSpec, gpu_here: bool) -> Trial {
     let kind = spec.check.kind();
     let name = spec.name.clone();
     Trial::test(name, move || {
-        let (runtime, runner) =
-            shared.ready.get_or_init(|| prepare(&shared)).as_ref().map_err(|e| Failed::from(e.as_str()))?;
-        runtime.block_on(runner.run(&spec)).map_err(Failed::from)
+        let started = Instant::now();
+        let result = match shared.ready.get_or_init(|| prepare(&shared)) {
+            Ok((runtime, runner)) => runtime.block_on(runner.run(&spec)),
+            Err(error) => Err(error.clone()),
+        };
+        let verdict = match &result {
+            Ok(()) => Verdict::Passed,
+            Err(message) => Verdict::Failed(message.clone()),
+        };
+        let record = Record { name: spec.name.clone(), duration: started.elapsed(), verdict };
+        let _ = std::fs::create_dir_all(&shared.logs);
+        let _ = std::fs::write(report::log_path(&shared.logs, &record.name), report::log_text(&record));
+        shared.records.lock().expect("records").push(record);
+        result.map_err(Failed::from)
     })
     .with_kind(kind.tag())
     .with_ignored_flag(kind == Kind::Gpu && !gpu_here)
@@ -123,7 +140,15 @@ fn main() -> ExitCode {
         }
     };
     let gpu_here = host_has_gpu();
-    let shared = Arc::new(Shared { spec, graph, nodes: Vec::new(), ready: OnceLock::new() });
+    let logs = spec.dir.parent().map(PathBuf::from).unwrap_or_default().join("target/xtask/test-logs");
+    let shared = Arc::new(Shared {
+        spec,
+        graph,
+        nodes: Vec::new(),
+        ready: OnceLock::new(),
+        records: Mutex::new(Vec::new()),
+        logs,
+    });
     // Which trials will run decides which images to build: filter as libtest-mimic will.
     let probe: Vec<(Trial, NodeId)> =
         specs.iter().map(|s| (trial(shared.clone(), s.clone(), gpu_here), s.node.clone())).collect();
@@ -135,16 +160,41 @@ fn main() -> ExitCode {
     nodes.sort();
     nodes.dedup();
     drop(probe);
-    let shared =
-        Arc::new(Shared { spec: shared.spec.clone(), graph: shared.graph.clone(), nodes, ready: OnceLock::new() });
+    let shared = Arc::new(Shared {
+        spec: shared.spec.clone(),
+        graph: shared.graph.clone(),
+        nodes,
+        ready: OnceLock::new(),
+        records: Mutex::new(Vec::new()),
+        logs: shared.logs.clone(),
+    });
     let ignored_gpu = specs.iter().filter(|s| s.check.kind() == Kind::Gpu).count();
     if ignored_gpu > 0 && !gpu_here && !args.list {
         eprintln!("note: {ignored_gpu} GPU trial(s) ignored: no NVIDIA GPU on this host (no /dev/nvidiactl, STACK_GPU unset); forced, they fail");
     }
-    let trials: Vec<Trial> = specs.into_iter().map(|s| trial(shared.clone(), s, gpu_here)).collect();
+    let trials: Vec<Trial> = specs.iter().map(|s| trial(shared.clone(), s.clone(), gpu_here)).collect();
+    let selected: Vec<(String, bool)> = trials
+        .iter()
+        .filter(|t| !args.is_filtered_out(t))
+        .map(|t| (t.name().to_string(), t.has_ignored_flag()))
+        .collect();
     let conclusion = libtest_mimic::run(&args, trials);
     if let Some(Ok((runtime, runner))) = shared.ready.get() {
         runtime.block_on(runner.cleanup());
+    }
+    if let Some(path) = std::env::var_os("STACK_JUNIT").filter(|_| !args.list) {
+        let mut records = shared.records.lock().expect("records").clone();
+        for (name, ignored) in selected {
+            if !records.iter().any(|r| r.name == name) {
+                let reason = if ignored { "needs an NVIDIA GPU; this host has none" } else { "not run" };
+                records.push(Record { name, duration: Duration::ZERO, verdict: Verdict::Skipped(reason.into()) });
+            }
+        }
+        records.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Err(error) = std::fs::write(&path, report::junit(&records)) {
+            eprintln!("error: cannot write the JUnit report to {}: {error}", PathBuf::from(&path).display());
+            return ExitCode::FAILURE;
+        }
     }
     conclusion.exit_code()
 }
