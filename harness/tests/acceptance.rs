@@ -91,9 +91,9 @@ fn prepare(shared: &Shared) -> Ready {
 }
 
 fn trial(shared: Arc<Shared>, spec: TrialSpec, gpu_here: bool) -> Trial {
-    let kind = spec.check.kind();
     let name = spec.name.clone();
-    Trial::test(name, move || {
+    let labels = spec.clone();
+    let trial = Trial::test(name, move || {
         let started = Instant::now();
         let result = match shared.ready.get_or_init(|| prepare(&shared)) {
             Ok((runtime, runner)) => runtime.block_on(runner.run(&spec)),
@@ -108,9 +108,14 @@ fn trial(shared: Arc<Shared>, spec: TrialSpec, gpu_here: bool) -> Trial {
         let _ = std::fs::write(report::log_path(&shared.logs, &record.name), report::log_text(&record));
         shared.records.lock().expect("records").push(record);
         result.map_err(Failed::from)
-    })
-    .with_kind(kind.tag())
-    .with_ignored_flag(kind == Kind::Gpu && !gpu_here)
+    });
+    labelled(trial, &labels, gpu_here)
+}
+
+/// A trial's kind tag and ignored flag: GPU trials are ignored on a host without a GPU.
+fn labelled(trial: Trial, spec: &TrialSpec, gpu_here: bool) -> Trial {
+    let kind = spec.check.kind();
+    trial.with_kind(kind.tag()).with_ignored_flag(kind == Kind::Gpu && !gpu_here)
 }
 
 fn main() -> ExitCode {
@@ -140,34 +145,19 @@ fn main() -> ExitCode {
         }
     };
     let gpu_here = host_has_gpu();
-    let logs = spec.dir.parent().map(PathBuf::from).unwrap_or_default().join("target/xtask/test-logs");
-    let shared = Arc::new(Shared {
-        spec,
-        graph,
-        nodes: Vec::new(),
-        ready: OnceLock::new(),
-        records: Mutex::new(Vec::new()),
-        logs,
-    });
     // Which trials will run decides which images to build: filter as libtest-mimic will.
-    let probe: Vec<(Trial, NodeId)> =
-        specs.iter().map(|s| (trial(shared.clone(), s.clone(), gpu_here), s.node.clone())).collect();
-    let mut nodes: Vec<NodeId> = probe
+    let mut nodes: Vec<NodeId> = specs
         .iter()
-        .filter(|(t, _)| !args.is_filtered_out(t) && (!t.has_ignored_flag() || args.ignored || args.include_ignored))
-        .map(|(_, node)| node.clone())
+        .filter(|spec| {
+            let probe = labelled(Trial::test(spec.name.clone(), || Ok(())), spec, gpu_here);
+            !args.is_filtered_out(&probe) && (!probe.has_ignored_flag() || args.ignored || args.include_ignored)
+        })
+        .map(|spec| spec.node.clone())
         .collect();
     nodes.sort();
     nodes.dedup();
-    drop(probe);
-    let shared = Arc::new(Shared {
-        spec: shared.spec.clone(),
-        graph: shared.graph.clone(),
-        nodes,
-        ready: OnceLock::new(),
-        records: Mutex::new(Vec::new()),
-        logs: shared.logs.clone(),
-    });
+    let logs = spec.dir.parent().map(PathBuf::from).unwrap_or_default().join("target/xtask/test-logs");
+    let shared = Arc::new(Shared { spec, graph, nodes, ready: OnceLock::new(), records: Mutex::new(Vec::new()), logs });
     let ignored_gpu = specs.iter().filter(|s| s.check.kind() == Kind::Gpu).count();
     if ignored_gpu > 0 && !gpu_here && !args.list {
         eprintln!("note: {ignored_gpu} GPU trial(s) ignored: no NVIDIA GPU on this host (no /dev/nvidiactl, STACK_GPU unset); forced, they fail");

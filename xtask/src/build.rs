@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::bases::{self, BaseError, BaseImage};
-use crate::context::{self, Generated, GENERATED_DIR};
+use crate::context::{self, Generated};
 use crate::engine::{BuildEvent, BuildRequest, Engine, EngineError};
 use crate::graph::{ImageGraph, NodeId};
 use crate::plan::BuildPlan;
@@ -259,12 +259,6 @@ async fn usable_cache(engine: &Engine, references: &[String], reporter: &Reporte
     out
 }
 
-/// The spec's folder as change rules see it: its name, under the repository root.
-fn spec_dir_name(spec: &Spec) -> String {
-    let dir = spec.dir.canonicalize().unwrap_or_else(|_| spec.dir.clone());
-    dir.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
 /// The inputs digest: everything that decides an image, nothing that does not.
 pub fn inputs_digest(
     id: &NodeId,
@@ -336,12 +330,11 @@ async fn build_one(shared: &Shared, id: &NodeId, inputs: HashMap<String, Built>)
     let dockerfile =
         image.dockerfile.strip_prefix(&image.dir).unwrap_or(&image.dockerfile).to_string_lossy().replace('\\', "/");
     let generated = vec![Generated { path: CA_BUNDLE.to_string(), contents: shared.ca_bundle.clone() }];
-    debug_assert!(CA_BUNDLE.starts_with(GENERATED_DIR));
     let (context_dir, context_dockerfile) = (dir.clone(), dockerfile.clone());
     // What cannot trigger a rebuild cannot be in the image: files the change rules ignore or
     // only re-test on (an image's tests/) are not sent, so they are not in the digest either.
     let rules = spec.changes.clone();
-    let prefix = format!("{}/{}", spec_dir_name(spec), image.dir.to_string_lossy().replace('\\', "/"));
+    let prefix = format!("{}/{}", spec.folder_name(), image.dir.to_string_lossy().replace('\\', "/"));
     let exclude = move |relative: &str| {
         let path = format!("{prefix}/{relative}");
         rules.ignore.is_match(&path) || rules.test_only.is_match(&path)

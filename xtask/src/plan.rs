@@ -304,15 +304,14 @@ fn propagate(graph: &ImageGraph, in_scope: &[&NodeId], reasons: &mut [Vec<Reason
 }
 
 /// Which nodes own a changed path: those whose image folder holds it.
-struct Owners<'a> {
+struct Owners {
     /// Image folder (relative to the repository root, `/` separators) to node slots.
     by_dir: HashMap<String, Vec<usize>>,
     /// How many `/` the folders have, so each path needs one lookup per depth, not per parent.
     depths: BTreeSet<usize>,
-    none: &'a [usize],
 }
 
-impl Owners<'_> {
+impl Owners {
     fn new(spec: &Spec, spec_dir: &str, in_scope: &[&NodeId]) -> Self {
         let mut by_dir: HashMap<String, Vec<usize>> = HashMap::new();
         for (slot, id) in in_scope.iter().enumerate() {
@@ -321,7 +320,7 @@ impl Owners<'_> {
             by_dir.entry(full.trim_end_matches('/').to_string()).or_default().push(slot);
         }
         let depths = by_dir.keys().map(|dir| dir.matches('/').count()).collect();
-        Owners { by_dir, depths, none: &[] }
+        Owners { by_dir, depths }
     }
 
     /// The slots of every node whose folder holds `path` (folders may nest).
@@ -330,7 +329,7 @@ impl Owners<'_> {
         let mut out = Vec::new();
         for depth in &self.depths {
             if let Some(end) = slashes.get(*depth) {
-                out.extend(self.by_dir.get(&path[..*end]).map_or(self.none, Vec::as_slice));
+                out.extend(self.by_dir.get(&path[..*end]).map_or(&[][..], Vec::as_slice));
             }
         }
         out

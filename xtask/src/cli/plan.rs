@@ -64,8 +64,8 @@ impl Selector {
                 let relative = spec_dir.strip_prefix(&root).unwrap_or(&spec_dir).to_string_lossy().replace('\\', "/");
                 (Selection::Since(changes), relative)
             }
-            None if self.all || self.images.is_empty() => (Selection::All, default_spec_dir(&spec_dir)),
-            None => (Selection::Requested, default_spec_dir(&spec_dir)),
+            None if self.all || self.images.is_empty() => (Selection::All, spec.folder_name()),
+            None => (Selection::Requested, spec.folder_name()),
         };
         let variants = match (&self.variant, self.all_variants) {
             (Some(variant), _) => Variants::One(variant.clone()),
@@ -76,12 +76,6 @@ impl Selector {
         let plan = plan::plan(&spec, &graph, &request, &repo_spec_dir)?;
         Ok((spec, plan, repo_spec_dir))
     }
-}
-
-/// Without git, paths are shown relative to the folder above the spec's (the repository root
-/// in the usual layout).
-fn default_spec_dir(spec_dir: &Path) -> String {
-    spec_dir.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 fn absolute(path: &Path) -> std::path::PathBuf {

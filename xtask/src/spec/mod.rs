@@ -143,6 +143,13 @@ impl Spec {
         validate::parse(file, text)
     }
 
+    /// The name of the spec's folder (`images`): where change rules, which are relative to the
+    /// repository root, expect image folders when git is not asked.
+    pub fn folder_name(&self) -> String {
+        let dir = self.dir.canonicalize().unwrap_or_else(|_| self.dir.clone());
+        dir.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
     pub fn default_variant(&self) -> &str {
         &self.variants[0].name
     }
