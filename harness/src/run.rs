@@ -13,6 +13,7 @@ use xtask::engine::{ContainerRequest, Engine, ExecOutput, ExecRequest};
 use xtask::graph::NodeId;
 use xtask::spec::Spec;
 
+use crate::agent::{self, Agent};
 use crate::discover::{Check, TrialSpec};
 use crate::format::{check_text, CommandCheck, FileCheck, Kind, MetadataCheck, ScriptCheck, SCRIPT_TIMEOUT};
 use crate::CONTAINER_LABEL;
@@ -25,13 +26,23 @@ const TAIL: usize = 20;
 /// Keeps the container's PID 1 alive until it is removed.
 const IDLE: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
 
-/// A container started once, on first use: its ID, or why it could not start.
-type Started = Arc<OnceCell<Result<String, String>>>;
+/// A test container: its ID, and the agents that run checks in it by fork (as its default
+/// user, and as root), each started on first use (`None`: the image cannot run one).
+pub struct TestContainer {
+    pub id: String,
+    agent: OnceCell<Option<Agent>>,
+    root_agent: OnceCell<Option<Agent>>,
+}
+
+/// A container started once, on first use, or why it could not start.
+type Started = Arc<OnceCell<Result<Arc<TestContainer>, String>>>;
 
 pub struct Runner {
     pub engine: Engine,
     spec: Arc<Spec>,
     gpu: bool,
+    /// Run commands through in-container agents (the default) rather than one exec each.
+    pub use_agents: bool,
     /// One container per image (node name), shared by its checks.
     containers: Mutex<HashMap<String, Started>>,
 }
@@ -62,7 +73,7 @@ pub async fn sweep_leftovers(engine: &Engine) -> Result<usize, String> {
 
 impl Runner {
     pub fn new(engine: Engine, spec: Arc<Spec>, gpu: bool) -> Runner {
-        Runner { engine, spec, gpu, containers: Mutex::new(HashMap::new()) }
+        Runner { engine, spec, gpu, use_agents: true, containers: Mutex::new(HashMap::new()) }
     }
 
     /// The image a node is tested as: what `cargo xtask build` tagged last.
@@ -70,7 +81,7 @@ impl Runner {
         format!("{}:{}", self.spec.repository(&node.image, &node.variant), xtask::build::BUILD_TAG)
     }
 
-    async fn container(&self, node: &NodeId) -> Result<String, String> {
+    async fn container(&self, node: &NodeId) -> Result<Arc<TestContainer>, String> {
         let cell = self.containers.lock().expect("container map").entry(node.name.clone()).or_default().clone();
         cell.get_or_init(|| async {
             let request = ContainerRequest {
@@ -80,7 +91,8 @@ impl Runner {
                 labels: HashMap::from([(CONTAINER_LABEL.to_string(), std::process::id().to_string())]),
                 ..Default::default()
             };
-            self.engine.start_container(request).await.map_err(|e| e.to_string())
+            let id = self.engine.start_container(request).await.map_err(|e| e.to_string())?;
+            Ok(Arc::new(TestContainer { id, agent: OnceCell::new(), root_agent: OnceCell::new() }))
         })
         .await
         .clone()
@@ -93,20 +105,37 @@ impl Runner {
                 "this trial needs an NVIDIA GPU, and the engine has no `nvidia` runtime: it cannot run here".into()
             );
         }
-        match &trial.check {
-            Check::Command(check) => self.command(&self.container(&trial.node).await?, check).await,
-            Check::File(check) => self.file(&self.container(&trial.node).await?, check).await,
+        let result = match &trial.check {
             Check::Metadata(check) => self.metadata(&trial.node, check).await,
-            Check::Script(check) => self.script(&self.container(&trial.node).await?, check).await,
+            Check::Command(check) => self.command(&*self.container(&trial.node).await?, check).await,
+            Check::File(check) => self.file(&*self.container(&trial.node).await?, check).await,
+            Check::Script(check) => self.script(&*self.container(&trial.node).await?, check).await,
+        };
+        result.map_err(|problems| format!("{problems}\n  (from {})", trial.source.display()))
+    }
+
+    /// Runs a command in the container: through an agent when one can serve the user, else
+    /// through an engine exec.
+    async fn exec(
+        &self,
+        container: &TestContainer,
+        request: ExecRequest,
+        timeout: Duration,
+    ) -> Result<ExecOutput, String> {
+        if self.use_agents && request.user.as_deref().is_none_or(|user| user == "0" || user == "root") {
+            let cell = if request.user.is_none() { &container.agent } else { &container.root_agent };
+            let agent = cell.get_or_init(|| Agent::start(&self.engine, &container.id, request.user.clone())).await;
+            if let Some(agent) = agent {
+                let script = agent::script(&request.cmd, &request.env, request.workdir.as_deref());
+                if let Some(output) = agent.run(&script, timeout).await {
+                    return Ok(output);
+                }
+            }
         }
-        .map_err(|problems| format!("{problems}\n  (from {})", trial.source.display()))
+        self.engine.exec(&container.id, request, timeout).await.map_err(|e| e.to_string())
     }
 
-    async fn exec(&self, container: &str, request: ExecRequest, timeout: Duration) -> Result<ExecOutput, String> {
-        self.engine.exec(container, request, timeout).await.map_err(|e| e.to_string())
-    }
-
-    async fn command(&self, container: &str, check: &CommandCheck) -> Result<(), String> {
+    async fn command(&self, container: &TestContainer, check: &CommandCheck) -> Result<(), String> {
         let timeout = check.timeout.map(Duration::from_secs).unwrap_or(DEFAULT_TIMEOUT);
         let request = ExecRequest {
             cmd: check.run.argv(),
@@ -142,7 +171,7 @@ impl Runner {
         ))
     }
 
-    async fn file(&self, container: &str, check: &FileCheck) -> Result<(), String> {
+    async fn file(&self, container: &TestContainer, check: &FileCheck) -> Result<(), String> {
         let as_root = |cmd: Vec<String>| ExecRequest { cmd, user: Some("0".into()), ..Default::default() };
         let stat = vec!["stat".into(), "-c".into(), "%a|%u|%U|%g|%G|%F".into(), "--".into(), check.path.clone()];
         let output = self.exec(container, as_root(stat), DEFAULT_TIMEOUT).await?;
@@ -196,7 +225,7 @@ impl Runner {
     }
 
     /// Copies the script into its own folder of the container and runs it there.
-    async fn script(&self, container: &str, check: &ScriptCheck) -> Result<(), String> {
+    async fn script(&self, container: &TestContainer, check: &ScriptCheck) -> Result<(), String> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let name = check.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let contents = std::fs::read(&check.path).map_err(|e| format!("{}: {e}", check.path.display()))?;
@@ -215,7 +244,7 @@ impl Runner {
         header.set_size(contents.len() as u64);
         tar.append_data(&mut header, format!("{folder}/{name}"), contents.as_slice()).map_err(|e| e.to_string())?;
         let tar = tar.into_inner().map_err(|e| e.to_string())?;
-        self.engine.upload(container, "/", tar).await.map_err(|e| e.to_string())?;
+        self.engine.upload(&container.id, "/", tar).await.map_err(|e| e.to_string())?;
         let workdir = format!("/{folder}");
         let mut cmd = check.interpreter.clone();
         cmd.push(name.clone());
@@ -322,15 +351,18 @@ impl Runner {
     /// The containers started so far.
     pub fn started(&self) -> Vec<String> {
         let containers = self.containers.lock().expect("container map");
-        containers.values().filter_map(|cell| cell.get().and_then(|started| started.clone().ok())).collect()
+        containers
+            .values()
+            .filter_map(|cell| cell.get().and_then(|started| started.as_ref().ok()).map(|c| c.id.clone()))
+            .collect()
     }
 
     /// Removes every container this run started.
     pub async fn cleanup(&self) {
         let cells: Vec<_> = self.containers.lock().expect("container map").drain().map(|(_, cell)| cell).collect();
         for cell in cells {
-            if let Some(Ok(id)) = cell.get() {
-                let _ = self.engine.remove_container(id).await;
+            if let Some(Ok(container)) = cell.get() {
+                let _ = self.engine.remove_container(&container.id).await;
             }
         }
     }

@@ -79,9 +79,15 @@ fn trials_from(spec: &Spec, image: &str, suite: &str) -> Vec<TrialSpec> {
 
 /// Runs each check of `suite` on `image`: `(name, Ok or the failure message)`.
 async fn run_suite(image: &str, suite: &str, gpu: bool) -> Vec<(String, Result<(), String>)> {
+    run_suite_with(image, suite, gpu, true).await
+}
+
+/// Like `run_suite`; `agents: false` sends every command through an engine exec.
+async fn run_suite_with(image: &str, suite: &str, gpu: bool, agents: bool) -> Vec<(String, Result<(), String>)> {
     let fixture = fixture().await;
     let engine = Engine::connect().await.unwrap();
-    let runner = Runner::new(engine, fixture.spec.clone(), gpu);
+    let mut runner = Runner::new(engine, fixture.spec.clone(), gpu);
+    runner.use_agents = agents;
     let mut out = Vec::new();
     for trial in trials_from(&fixture.spec, image, suite) {
         out.push((trial.name.clone(), runner.run(&trial).await));
@@ -142,16 +148,22 @@ metadata:
   healthcheck: true
 "#;
 
+#[rstest::rstest]
+#[case::through_agents(true)]
+#[case::through_exec(false)]
 #[tokio::test]
-async fn every_check_type_passes_when_it_should() {
-    for (name, result) in run_suite("base", PASSING, false).await {
+async fn every_check_type_passes_when_it_should(#[case] agents: bool) {
+    for (name, result) in run_suite_with("base", PASSING, false, agents).await {
         assert!(result.is_ok(), "{name}: {}", result.unwrap_err());
     }
 }
 
+#[rstest::rstest]
+#[case::through_agents(true)]
+#[case::through_exec(false)]
 #[tokio::test]
-async fn every_check_type_fails_on_a_wrong_expectation_and_says_why() {
-    let results = run_suite("base", FAILING, false).await;
+async fn every_check_type_fails_on_a_wrong_expectation_and_says_why(#[case] agents: bool) {
+    let results = run_suite_with("base", FAILING, false, agents).await;
     assert_eq!(results.len(), 16);
     let expected = [
         ("exit-code", "exit code should be 0, but is 3"),

@@ -107,6 +107,52 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
+/// A long-running process in a container with its standard input and output attached: the
+/// harness runs many small commands through one instead of one exec each.
+pub struct Session {
+    input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    output: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Send>,
+    >,
+    buffer: Vec<u8>,
+}
+
+impl Session {
+    /// Writes `bytes` to the process's standard input.
+    pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.input.write_all(bytes).await?;
+        self.input.flush().await
+    }
+
+    /// Reads from standard output (and error) until `n` bytes are buffered; `None` at the end.
+    async fn fill(&mut self, n: usize) -> Option<()> {
+        while self.buffer.len() < n {
+            let chunk = self.output.next().await?.ok()?;
+            self.buffer.extend_from_slice(&chunk.into_bytes());
+        }
+        Some(())
+    }
+
+    /// The next line, without its newline; `None` when the process ended.
+    pub async fn read_line(&mut self) -> Option<String> {
+        loop {
+            if let Some(at) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=at).collect();
+                return Some(String::from_utf8_lossy(&line[..at]).into_owned());
+            }
+            let wanted = self.buffer.len() + 1;
+            self.fill(wanted).await?;
+        }
+    }
+
+    /// Exactly `n` bytes; `None` when the process ended first.
+    pub async fn read_exact(&mut self, n: usize) -> Option<Vec<u8>> {
+        self.fill(n).await?;
+        Some(self.buffer.drain(..n).collect())
+    }
+}
+
 /// A connection to the engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -264,6 +310,34 @@ impl Engine {
             .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
             .await
             .map_err(|e| EngineError::failed("copying files into container", container, e))
+    }
+
+    /// Starts `cmd` in a running container with its standard input and output attached.
+    pub async fn session(
+        &self,
+        container: &str,
+        cmd: Vec<String>,
+        user: Option<String>,
+    ) -> Result<Session, EngineError> {
+        let what = cmd.join(" ");
+        let failed = |e: bollard::errors::Error| EngineError::failed("starting a session", &what, e);
+        let config = bollard::models::ExecConfig {
+            cmd: Some(cmd.clone()),
+            user,
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = self.docker.create_exec(container, config).await.map_err(failed)?;
+        match self.docker.start_exec(&exec.id, None).await.map_err(failed)? {
+            bollard::exec::StartExecResults::Attached { output, input } => {
+                Ok(Session { input, output, buffer: Vec::new() })
+            }
+            bollard::exec::StartExecResults::Detached => {
+                Err(EngineError::failed("starting a session", &what, "the engine did not attach"))
+            }
+        }
     }
 
     /// Removes a container (running or not) and its anonymous volumes; one that is gone is fine.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// The base image of a prepared fixture stack.
 /// Versioned: bump it when the root file system below changes, so engines that have the old
 /// one import the new one.
-pub const BUSYBOX_BASE: &str = "localhost/xtask-fixture/busybox:3";
+pub const BUSYBOX_BASE: &str = "localhost/xtask-fixture/busybox:4";
 
 /// Where the fixture stack is kept in the repository.
 pub fn source_dir() -> PathBuf {
@@ -46,13 +46,20 @@ pub fn busybox_rootfs(target: &Path) -> io::Result<()> {
     header.set_size(bytes.len() as u64);
     header.set_mode(0o755);
     tar.append_data(&mut header, "bin/busybox", bytes.as_slice())?;
-    for applet in ["sh", "echo", "cat", "sleep", "true", "false", "ls", "id", "env", "stat", "pwd"] {
+    for applet in
+        ["sh", "echo", "cat", "sleep", "true", "false", "ls", "id", "env", "stat", "pwd", "head", "wc", "mkdir"]
+    {
         let mut link = tar::Header::new_gnu();
         link.set_entry_type(tar::EntryType::Symlink);
         link.set_size(0);
         link.set_mode(0o777);
         tar.append_link(&mut link, format!("bin/{applet}"), "busybox")?;
     }
+    let mut tmp = tar::Header::new_gnu();
+    tmp.set_entry_type(tar::EntryType::Directory);
+    tmp.set_mode(0o1777);
+    tmp.set_size(0);
+    tar.append_data(&mut tmp, "tmp/", io::empty())?;
     for (path, text) in [("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("etc/group", "root:x:0:\n")] {
         let mut header = tar::Header::new_gnu();
         header.set_size(text.len() as u64);
