@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use xtask::graph::{EdgeKind, ImageGraph, NodeId};
 use xtask::spec::Spec;
 
-use crate::format::{self, CommandCheck, FileCheck, Kind, MetadataCheck, ScriptCheck, TestFile};
+use crate::format::{self, CommandCheck, FileCheck, Kind, MetadataCheck, ScriptCheck, ServiceCheck, TestFile};
 
 /// The suites common to every image live here, under the spec's folder.
 pub const COMMON_DIR: &str = "tests";
@@ -22,6 +22,7 @@ pub enum Check {
     File(FileCheck),
     Metadata(MetadataCheck),
     Script(ScriptCheck),
+    Service(ServiceCheck),
 }
 
 impl Check {
@@ -31,6 +32,7 @@ impl Check {
             Check::File(check) => check.kind,
             Check::Metadata(_) => Kind::Acceptance,
             Check::Script(check) => check.kind,
+            Check::Service(check) => check.kind,
         }
     }
 }
@@ -84,6 +86,7 @@ fn collect_suites(dir: &Path, owner: Option<&str>, kind: Kind, errors: &mut Vec<
                 commands: Default::default(),
                 files: Default::default(),
                 metadata: None,
+                services: Default::default(),
             };
             let script = ScriptCheck { path: path.clone(), kind, interpreter };
             out.push(Suite { owner: owner.map(str::to_string), stem: suite, path, file, script: Some(script) });
@@ -104,9 +107,14 @@ fn collect_suites(dir: &Path, owner: Option<&str>, kind: Kind, errors: &mut Vec<
             }
         };
         match format::parse(&path, &text) {
-            Ok(file) if file.commands.is_empty() && file.files.is_empty() && file.metadata.is_none() => {
+            Ok(file)
+                if file.commands.is_empty()
+                    && file.files.is_empty()
+                    && file.metadata.is_none()
+                    && file.services.is_empty() =>
+            {
                 errors.push(format!(
-                    "{}: the suite has no checks (add `commands:`, `files:` or `metadata:`)",
+                    "{}: the suite has no checks (add `commands:`, `files:`, `metadata:` or `services:`)",
                     path.display()
                 ));
             }
@@ -181,6 +189,15 @@ pub fn discover(spec: &Spec, graph: &ImageGraph) -> Result<Vec<TrialSpec>, Vec<S
                         source: suite.path.clone(),
                     });
                 }
+            }
+            for (check_name, check) in suite.file.services.iter().filter(|(_, check)| own_image || check.inherit) {
+                let check = Check::Service(check.clone());
+                trials.push(TrialSpec {
+                    name: name(check_name),
+                    node: node.clone(),
+                    check,
+                    source: suite.path.clone(),
+                });
             }
             if let Some(script) = &suite.script {
                 let file_name = script.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

@@ -24,6 +24,9 @@ pub struct TestFile {
     /// Checks on the image's configuration; one trial named `metadata`.
     #[serde(default)]
     pub metadata: Option<MetadataCheck>,
+    /// The image's own command started in a container of its own, then spoken to over HTTP.
+    #[serde(default)]
+    pub services: IndexMap<String, ServiceCheck>,
 }
 
 fn yes() -> bool {
@@ -158,6 +161,76 @@ pub struct MetadataCheck {
     pub inherit: bool,
 }
 
+/// Start the image as a service (its own entrypoint and command), wait until it is ready, then
+/// check its HTTP answers.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceCheck {
+    /// Default: `integration`.
+    #[serde(default = "integration")]
+    pub kind: Kind,
+    /// Replaces the image's command (`CMD`); the entrypoint stays.
+    pub args: Option<Vec<String>>,
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    pub user: Option<String>,
+    /// The port the service listens on inside the container. Default: 8888.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub wait: Wait,
+    /// Requests made once the service is ready, in order.
+    #[serde(default)]
+    pub http: Vec<HttpCheck>,
+    /// Checks on everything the service printed, once the requests are done.
+    pub logs: Option<TextCheck>,
+    #[serde(default = "yes")]
+    pub inherit: bool,
+}
+
+fn integration() -> Kind {
+    Kind::Integration
+}
+
+fn default_port() -> u16 {
+    8888
+}
+
+/// What "ready" means; every condition given must hold. Default: the port answers HTTP.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Wait {
+    /// A path that must answer HTTP (any status below 500).
+    pub http: Option<String>,
+    /// A regular expression the container's output must match.
+    pub log: Option<String>,
+    /// The image's HEALTHCHECK must report `healthy`.
+    #[serde(default)]
+    pub healthy: bool,
+    /// Seconds. Default: 60.
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    pub path: String,
+    /// Default: 200.
+    #[serde(default = "ok_status")]
+    pub status: u16,
+    /// Headers (names in any case) and what their values must hold.
+    #[serde(default)]
+    pub headers: IndexMap<String, TextCheck>,
+    pub body: Option<TextCheck>,
+    /// Top-level fields of a JSON body and what their values (as text) must hold.
+    #[serde(default)]
+    pub json: IndexMap<String, TextCheck>,
+}
+
+fn ok_status() -> u16 {
+    200
+}
+
 /// A script test: a file copied into the container and run; exit 0 passes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScriptCheck {
@@ -210,8 +283,11 @@ pub fn parse(path: &Path, text: &str) -> Result<TestFile, String> {
     })
 }
 
-/// Checks `text` against `check`; returns what did not hold.
+/// Checks `text` against `check`; returns what did not hold (with the text itself when it is
+/// short enough to read in a message).
 pub fn check_text(what: &str, text: &str, check: &TextCheck) -> Vec<String> {
+    let shown = text.trim_end_matches('\n');
+    let actual = if shown.len() <= 120 { format!(", but is {shown:?}") } else { String::new() };
     let mut problems = Vec::new();
     if let Some(expected) = &check.equals {
         if text.trim_end_matches('\n') != expected.trim_end_matches('\n') {
@@ -220,19 +296,19 @@ pub fn check_text(what: &str, text: &str, check: &TextCheck) -> Vec<String> {
     }
     if let Some(expected) = &check.contains {
         if !text.contains(expected.as_str()) {
-            problems.push(format!("{what} should contain {expected:?}"));
+            problems.push(format!("{what} should contain {expected:?}{actual}"));
         }
     }
     if let Some(pattern) = &check.matches {
         match regex::Regex::new(pattern) {
             Ok(regex) if regex.is_match(text) => {}
-            Ok(_) => problems.push(format!("{what} should match /{pattern}/")),
+            Ok(_) => problems.push(format!("{what} should match /{pattern}/{actual}")),
             Err(error) => problems.push(format!("/{pattern}/ is not a valid regular expression: {error}")),
         }
     }
     if let Some(unwanted) = &check.not_contains {
         if text.contains(unwanted.as_str()) {
-            problems.push(format!("{what} should not contain {unwanted:?}"));
+            problems.push(format!("{what} should not contain {unwanted:?}{actual}"));
         }
     }
     problems

@@ -15,7 +15,9 @@ use xtask::spec::Spec;
 
 use crate::agent::{self, Agent};
 use crate::discover::{Check, TrialSpec};
-use crate::format::{check_text, CommandCheck, FileCheck, Kind, MetadataCheck, ScriptCheck, SCRIPT_TIMEOUT};
+use crate::format::{
+    check_text, CommandCheck, FileCheck, Kind, MetadataCheck, ScriptCheck, ServiceCheck, SCRIPT_TIMEOUT,
+};
 use crate::CONTAINER_LABEL;
 
 /// How long a check's command may run unless it says otherwise.
@@ -51,6 +53,36 @@ fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(TAIL);
     lines[start..].iter().map(|line| format!("    | {line}")).collect::<Vec<_>>().join("\n")
+}
+
+/// An HTTP answer.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// `GET http://<address>:<port><path>`, on a blocking thread, with a 5-second timeout.
+async fn http_get(address: &str, port: u16, path: &str) -> Result<Answer, String> {
+    let url = format!("http://{address}:{port}{path}");
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        let mut response = agent.get(&url).call().map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or_default().to_string()))
+            .collect();
+        let body = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
+        Ok(Answer { status, headers, body })
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// Removes harness containers whose run (the process that made them) is gone.
@@ -89,6 +121,7 @@ impl Runner {
                 entrypoint: Some(vec!["sh".into(), "-c".into(), IDLE.into()]),
                 cmd: Some(vec![]),
                 labels: HashMap::from([(CONTAINER_LABEL.to_string(), std::process::id().to_string())]),
+                gpus: self.gpu,
                 ..Default::default()
             };
             let id = self.engine.start_container(request).await.map_err(|e| e.to_string())?;
@@ -110,6 +143,7 @@ impl Runner {
             Check::Command(check) => self.command(&*self.container(&trial.node).await?, check).await,
             Check::File(check) => self.file(&*self.container(&trial.node).await?, check).await,
             Check::Script(check) => self.script(&*self.container(&trial.node).await?, check).await,
+            Check::Service(check) => self.service(&trial.node, check).await,
         };
         result.map_err(|problems| format!("{problems}\n  (from {})", trial.source.display()))
     }
@@ -221,6 +255,143 @@ impl Runner {
             Ok(())
         } else {
             Err(format!("file check on {} failed:\n  - {}", check.path, problems.join("\n  - ")))
+        }
+    }
+
+    /// Starts the image's own command in a container of its own, waits until it is ready,
+    /// checks its HTTP answers, and removes it, whatever happened.
+    async fn service(&self, node: &NodeId, check: &ServiceCheck) -> Result<(), String> {
+        let request = ContainerRequest {
+            image: self.image_of(node),
+            cmd: check.args.clone(),
+            env: check.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            user: check.user.clone(),
+            labels: HashMap::from([(CONTAINER_LABEL.to_string(), std::process::id().to_string())]),
+            gpus: self.gpu,
+            ..Default::default()
+        };
+        let id = self.engine.start_container(request).await.map_err(|e| e.to_string())?;
+        let result = self.service_checks(&id, check).await;
+        let result = match result {
+            Ok(()) => Ok(()),
+            Err(problem) => {
+                let logs = self.engine.logs(&id).await.unwrap_or_default();
+                Err(format!("{problem}\n  container logs (last lines):\n{}", tail(&logs)))
+            }
+        };
+        let _ = self.engine.remove_container(&id).await;
+        result
+    }
+
+    async fn service_checks(&self, id: &str, check: &ServiceCheck) -> Result<(), String> {
+        let timeout = Duration::from_secs(check.wait.timeout.unwrap_or(60));
+        let deadline = tokio::time::Instant::now() + timeout;
+        let log_pattern = match &check.wait.log {
+            Some(pattern) => Some(regex::Regex::new(pattern).map_err(|e| format!("wait.log /{pattern}/: {e}"))?),
+            None => None,
+        };
+        let wait_http =
+            check.wait.http.clone().or_else(|| (log_pattern.is_none() && !check.wait.healthy).then(|| "/".to_string()));
+        // Poll until every condition holds, the container stops, or time runs out.
+        let address = loop {
+            let state = self.engine.container_state(id).await.map_err(|e| e.to_string())?;
+            if !state.running {
+                return Err(format!(
+                    "the service stopped before it was ready (exit code {})",
+                    state.exit_code.unwrap_or(-1)
+                ));
+            }
+            let mut ready = true;
+            if let Some(pattern) = &log_pattern {
+                ready &= pattern.is_match(&self.engine.logs(id).await.unwrap_or_default());
+            }
+            if check.wait.healthy {
+                ready &= state.health.as_deref() == Some("healthy");
+            }
+            if let (Some(path), Some(address)) = (&wait_http, &state.address) {
+                ready = ready && http_get(address, check.port, path).await.is_ok_and(|answer| answer.status < 500);
+            }
+            match (&state.address, ready) {
+                (Some(address), true) => break address.clone(),
+                _ if tokio::time::Instant::now() >= deadline => {
+                    let mut what = Vec::new();
+                    if let Some(path) = &wait_http {
+                        what.push(format!("HTTP on port {} at {path}", check.port));
+                    }
+                    if let Some(pattern) = &check.wait.log {
+                        what.push(format!("a log line matching /{pattern}/"));
+                    }
+                    if check.wait.healthy {
+                        what.push(format!(
+                            "a healthy healthcheck (last: {})",
+                            state.health.unwrap_or_else(|| "none".into())
+                        ));
+                    }
+                    return Err(format!(
+                        "the service was not ready within {} s: waited for {}",
+                        timeout.as_secs(),
+                        what.join(" and ")
+                    ));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        };
+        let mut problems = Vec::new();
+        for http in &check.http {
+            let answer = match http_get(&address, check.port, &http.path).await {
+                Ok(answer) => answer,
+                Err(error) => {
+                    problems.push(format!("GET {}: {error}", http.path));
+                    continue;
+                }
+            };
+            if answer.status != http.status {
+                problems
+                    .push(format!("GET {} should answer {}, but answered {}", http.path, http.status, answer.status));
+            }
+            for (name, expected) in &http.headers {
+                let value = answer
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_str())
+                    .unwrap_or("");
+                problems.extend(check_text(&format!("GET {} header {name}", http.path), value, expected));
+            }
+            if let Some(expected) = &http.body {
+                problems.extend(check_text(&format!("GET {} body", http.path), &answer.body, expected));
+            }
+            if !http.json.is_empty() {
+                match serde_json::from_str::<serde_json::Value>(&answer.body) {
+                    Ok(json) => {
+                        for (field, expected) in &http.json {
+                            let value = match json.get(field) {
+                                Some(serde_json::Value::String(text)) => text.clone(),
+                                Some(other) => other.to_string(),
+                                None => String::new(),
+                            };
+                            problems.extend(check_text(
+                                &format!("GET {} JSON field {field}", http.path),
+                                &value,
+                                expected,
+                            ));
+                        }
+                    }
+                    Err(error) => problems.push(format!("GET {}: the body is not JSON ({error})", http.path)),
+                }
+            }
+        }
+        if let Some(expected) = &check.logs {
+            problems.extend(check_text(
+                "the service's output",
+                &self.engine.logs(id).await.unwrap_or_default(),
+                expected,
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("service check failed:\n  - {}", problems.join("\n  - ")))
         }
     }
 

@@ -70,6 +70,14 @@ fn trials_from(spec: &Spec, image: &str, suite: &str) -> Vec<TrialSpec> {
             source: "inline.yml".into(),
         });
     }
+    for (name, check) in file.services {
+        out.push(TrialSpec {
+            name,
+            node: node(spec, image),
+            check: Check::Service(check),
+            source: "inline.yml".into(),
+        });
+    }
     if let Some(check) = file.metadata {
         let check = Check::Metadata(check);
         out.push(TrialSpec { name: "metadata".into(), node: node(spec, image), check, source: "inline.yml".into() });
@@ -381,4 +389,72 @@ fn scripts_are_discovered_with_the_kind_of_their_folder() {
     std::fs::create_dir_all(tests.join("misc")).unwrap();
     let errors = discover_at(&spec).unwrap_err().join("\n");
     assert!(errors.contains("misc: test folders are `workflow`, `integration` and `gpu`"), "{errors}");
+}
+
+const SERVE: &str = r#"["sh", "-c", "echo '{\"version\": \"1.2\", \"n\": 3}' > /tmp/api.json && echo serving && exec httpd -f -v -p 8888 -h /tmp"]"#;
+
+#[tokio::test]
+async fn services_start_wait_and_answer() {
+    let suite = format!(
+        r#"
+services:
+  http-ready:
+    args: {SERVE}
+    wait: {{http: /api.json, timeout: 20}}
+    http:
+      - path: /api.json
+        headers: {{Content-Length: {{matches: '^[0-9]+$'}}}}
+        json: {{version: {{matches: '^1\.'}}, n: {{equals: "3"}}}}
+      - {{path: /nope, status: 404}}
+  log-ready:
+    args: {SERVE}
+    wait: {{log: serving, timeout: 20}}
+    http: [{{path: /api.json, body: {{contains: version}}}}]
+"#
+    );
+    for (name, result) in run_suite("base", &suite, false).await {
+        assert!(result.is_ok(), "{name}: {}", result.unwrap_err());
+    }
+}
+
+#[tokio::test]
+async fn services_fail_with_what_was_expected_and_the_container_logs() {
+    let suite = format!(
+        r#"
+services:
+  wrong-answers:
+    args: {SERVE}
+    wait: {{http: /api.json, timeout: 20}}
+    http:
+      - {{path: /api.json, status: 201, json: {{version: {{equals: "2.0"}}}}}}
+      - {{path: /nope, body: {{contains: found}}}}
+  never-ready:
+    args: {SERVE}
+    wait: {{log: 'never printed', timeout: 2}}
+  exits-at-once:
+    args: [sh, -c, 'echo bye; exit 3']
+"#
+    );
+    let results = run_suite("base", &suite, false).await;
+    let error = |i: usize| results[i].1.as_ref().unwrap_err().clone();
+    let wrong = error(0);
+    for part in [
+        "GET /api.json should answer 201, but answered 200",
+        "GET /api.json JSON field version should equal \"2.0\", but is \"1.2\"",
+        "GET /nope should answer 200, but answered 404",
+        "container logs (last lines)",
+        "| serving",
+    ] {
+        assert!(wrong.contains(part), "{part}: {wrong}");
+    }
+    assert!(
+        error(1).contains("the service was not ready within 2 s: waited for a log line matching /never printed/"),
+        "{}",
+        error(1)
+    );
+    assert!(
+        error(2).contains("the service stopped before it was ready (exit code 3)") && error(2).contains("| bye"),
+        "{}",
+        error(2)
+    );
 }

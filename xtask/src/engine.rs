@@ -87,6 +87,8 @@ pub struct ContainerRequest {
     pub env: Vec<String>,
     pub user: Option<String>,
     pub labels: HashMap<String, String>,
+    /// GPUs to request (`--gpus all`): NVIDIA device requests.
+    pub gpus: bool,
 }
 
 /// A command to run in a running container.
@@ -105,6 +107,15 @@ pub struct ExecOutput {
     pub exit_code: Option<i64>,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// What [`Engine::container_state`] reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerState {
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    pub health: Option<String>,
+    pub address: Option<String>,
 }
 
 /// A long-running process in a container with its standard input and output attached: the
@@ -245,6 +256,15 @@ impl Engine {
             env: Some(request.env),
             user: request.user,
             labels: Some(request.labels),
+            host_config: request.gpus.then(|| bollard::models::HostConfig {
+                device_requests: Some(vec![bollard::models::DeviceRequest {
+                    driver: Some("nvidia".into()),
+                    count: Some(-1),
+                    capabilities: Some(vec![vec!["gpu".into()]]),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let created = self
@@ -310,6 +330,39 @@ impl Engine {
             .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
             .await
             .map_err(|e| EngineError::failed("copying files into container", container, e))
+    }
+
+    /// Everything a container has printed so far (standard output and error, in order).
+    pub async fn logs(&self, container: &str) -> Result<String, EngineError> {
+        let options = bollard::query_parameters::LogsOptionsBuilder::default().stdout(true).stderr(true).build();
+        let mut stream = self.docker.logs(container, Some(options));
+        let mut text = String::new();
+        while let Some(item) = stream.next().await {
+            let chunk = item.map_err(|e| EngineError::failed("reading the logs of container", container, e))?;
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        Ok(text)
+    }
+
+    /// A container's state: whether it runs, its exit code, its health (`healthy`, ...) and its
+    /// address on the engine's default network.
+    pub async fn container_state(&self, container: &str) -> Result<ContainerState, EngineError> {
+        let inspected = self
+            .docker
+            .inspect_container(container, None)
+            .await
+            .map_err(|e| EngineError::failed("inspecting container", container, e))?;
+        let state = inspected.state.unwrap_or_default();
+        let address = inspected
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|networks| networks.values().filter_map(|n| n.ip_address.clone()).find(|ip| !ip.is_empty()));
+        Ok(ContainerState {
+            running: state.running.unwrap_or_default(),
+            exit_code: state.exit_code,
+            health: state.health.and_then(|h| h.status).map(|status| status.to_string()),
+            address,
+        })
     }
 
     /// Starts `cmd` in a running container with its standard input and output attached.

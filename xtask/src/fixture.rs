@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// The base image of a prepared fixture stack.
 /// Versioned: bump it when the root file system below changes, so engines that have the old
 /// one import the new one.
-pub const BUSYBOX_BASE: &str = "localhost/xtask-fixture/busybox:4";
+pub const BUSYBOX_BASE: &str = "localhost/xtask-fixture/busybox:5";
 
 /// Where the fixture stack is kept in the repository.
 pub fn source_dir() -> PathBuf {
@@ -46,9 +46,9 @@ pub fn busybox_rootfs(target: &Path) -> io::Result<()> {
     header.set_size(bytes.len() as u64);
     header.set_mode(0o755);
     tar.append_data(&mut header, "bin/busybox", bytes.as_slice())?;
-    for applet in
-        ["sh", "echo", "cat", "sleep", "true", "false", "ls", "id", "env", "stat", "pwd", "head", "wc", "mkdir"]
-    {
+    for applet in [
+        "sh", "echo", "cat", "sleep", "true", "false", "ls", "id", "env", "stat", "pwd", "head", "wc", "mkdir", "httpd",
+    ] {
         let mut link = tar::Header::new_gnu();
         link.set_entry_type(tar::EntryType::Symlink);
         link.set_size(0);
