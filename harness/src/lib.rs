@@ -7,6 +7,7 @@
 //! writes per-trial logs and JUnit XML.
 
 pub mod agent;
+pub mod cli;
 pub mod discover;
 pub mod format;
 pub mod report;

@@ -47,6 +47,9 @@ pub struct Runner {
     pub use_agents: bool,
     /// One container per image (node name), shared by its checks.
     containers: Mutex<HashMap<String, Started>>,
+    /// Held for a whole cleanup, so a second one (Ctrl-C and the normal end racing) waits for
+    /// the first to finish removing before the process may exit.
+    cleaning: tokio::sync::Mutex<()>,
 }
 
 fn tail(text: &str) -> String {
@@ -105,7 +108,14 @@ pub async fn sweep_leftovers(engine: &Engine) -> Result<usize, String> {
 
 impl Runner {
     pub fn new(engine: Engine, spec: Arc<Spec>, gpu: bool) -> Runner {
-        Runner { engine, spec, gpu, use_agents: true, containers: Mutex::new(HashMap::new()) }
+        Runner {
+            engine,
+            spec,
+            gpu,
+            use_agents: true,
+            containers: Mutex::new(HashMap::new()),
+            cleaning: Default::default(),
+        }
     }
 
     /// The image a node is tested as: what `cargo xtask build` tagged last.
@@ -530,6 +540,7 @@ impl Runner {
 
     /// Removes every container this run started.
     pub async fn cleanup(&self) {
+        let _cleaning = self.cleaning.lock().await;
         let cells: Vec<_> = self.containers.lock().expect("container map").drain().map(|(_, cell)| cell).collect();
         for cell in cells {
             if let Some(Ok(container)) = cell.get() {

@@ -458,3 +458,43 @@ services:
         error(2)
     );
 }
+
+#[tokio::test]
+async fn an_interrupted_run_removes_its_containers() {
+    fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Same namespace as the shared fixture: its images are up to date, nothing is built.
+    let spec = xtask::fixture::prepare(dir.path(), "harness-selftest", xtask::fixture::BUSYBOX_BASE).unwrap();
+    std::fs::write(dir.path().join("images/base/tests/slow.yml"), "commands:\n  slow: {run: sleep 60, timeout: 120}\n")
+        .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stack-test"))
+        .args(["--exact", "base::base/slow::slow", "--test-threads", "1"])
+        .env("STACK_SPEC", &spec)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let engine = Engine::connect().await.unwrap();
+    let mine = || async {
+        let mut out = Vec::new();
+        for id in engine.containers_labelled(CONTAINER_LABEL).await.unwrap() {
+            if engine.container_label(&id, CONTAINER_LABEL).await.unwrap().as_deref() == Some(pid.as_str()) {
+                out.push(id);
+            }
+        }
+        out
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while mine().await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the run never started its container");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("the run did not stop")
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(mine().await.is_empty(), "the interrupted run left containers");
+}

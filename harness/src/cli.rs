@@ -1,0 +1,202 @@
+//! The test binary's main: every trial under `images/` (see [`crate::discover`]) against
+//! containers of the built images, through libtest-mimic. `tests/acceptance.rs` (what `cargo
+//! test` runs) and the `stack-test` binary both call [`main`].
+//!
+//! Listing (`--list`, `--ignored`) touches no engine. Running builds what the selected trials
+//! need first, through the build engine (DAG-aware, up-to-date images cost nothing), unless
+//! `STACK_TEST_NO_BUILD=1` asks to test exactly what is there. GPU trials are ignored unless
+//! the host has an NVIDIA GPU (`/dev/nvidiactl`, or `STACK_GPU=1`); forced with
+//! `--include-ignored` on an engine without one, they fail with that reason. `STACK_SPEC` points
+//! the harness at another spec. Each trial leaves a log under `target/xtask/test-logs/`;
+//! `STACK_JUNIT=path` writes a JUnit XML report there too.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::discover::{self, TrialSpec};
+use crate::format::Kind;
+use crate::report::{self, Record, Verdict};
+use crate::run::{self, Runner};
+use libtest_mimic::{Arguments, Failed, Trial};
+use xtask::graph::{ImageGraph, NodeId};
+use xtask::report::Reporter;
+use xtask::spec::Spec;
+
+type Ready = Result<(tokio::runtime::Runtime, Arc<Runner>), String>;
+
+/// Set when Ctrl-C arrived.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+struct Shared {
+    spec: Arc<Spec>,
+    graph: ImageGraph,
+    /// The images the selected trials test.
+    nodes: Vec<NodeId>,
+    ready: OnceLock<Ready>,
+    /// Every trial that ran, for the logs and the JUnit report.
+    records: Mutex<Vec<Record>>,
+    logs: PathBuf,
+}
+
+fn host_has_gpu() -> bool {
+    std::env::var_os("STACK_GPU").is_some_and(|v| v == "1") || std::path::Path::new("/dev/nvidiactl").exists()
+}
+
+/// Connects, sweeps a crashed run's containers, builds what is missing: once, on the first
+/// trial that runs.
+fn prepare(shared: &Shared) -> Ready {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let runner = runtime.block_on(async {
+        let engine = xtask::engine::Engine::connect().await.map_err(|e| e.to_string())?;
+        let swept = run::sweep_leftovers(&engine).await?;
+        if swept > 0 {
+            eprintln!("note: removed {swept} container(s) left by an earlier, interrupted run");
+        }
+        let gpu = engine.has_gpu().await.map_err(|e| e.to_string())?;
+        if std::env::var_os("STACK_TEST_NO_BUILD").is_some_and(|v| v == "1") {
+            let runner = Runner::new(engine, shared.spec.clone(), gpu);
+            for node in &shared.nodes {
+                let image = runner.image_of(node);
+                if runner.engine.image(&image).await.map_err(|e| e.to_string())?.is_none() {
+                    return Err(format!("{image} is not on the engine, and STACK_TEST_NO_BUILD=1 forbids building it; run `cargo xtask build {}` first", node.name));
+                }
+            }
+            return Ok(runner);
+        }
+        let nodes = xtask::build::with_ancestors(&shared.graph, &shared.nodes);
+        let root = shared.spec.dir.parent().map(PathBuf::from).unwrap_or_default();
+        let reporter = Arc::new(Reporter::new(&root.join("target/xtask/logs")));
+        let options = xtask::build::BuildOptions {
+            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2),
+            ca_bundle: shared.spec.stack.ca_bundle.clone().map(|p| shared.spec.dir.join(p)).filter(|p| p.is_file()),
+            ..Default::default()
+        };
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let report = xtask::build::build(shared.spec.clone(), &shared.graph, &nodes, engine.clone(), options, reporter, rx)
+            .await
+            .map_err(|e| e.to_string())?;
+        if report.failed() {
+            return Err(format!("the images under test did not build:\n{}", xtask::build::failures(&report)));
+        }
+        Ok(Runner::new(engine, shared.spec.clone(), gpu))
+    })?;
+    let runner = Arc::new(runner);
+    // Ctrl-C: remove the containers, then stop with 130 (main does the same if it gets there
+    // first: trials fail once their containers are gone).
+    let on_interrupt = runner.clone();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            on_interrupt.cleanup().await;
+            std::process::exit(130);
+        }
+    });
+    Ok((runtime, runner))
+}
+
+fn trial(shared: Arc<Shared>, spec: TrialSpec, gpu_here: bool) -> Trial {
+    let name = spec.name.clone();
+    let labels = spec.clone();
+    let trial = Trial::test(name, move || {
+        let started = Instant::now();
+        let result = match shared.ready.get_or_init(|| prepare(&shared)) {
+            Ok((runtime, runner)) => runtime.block_on(runner.run(&spec)),
+            Err(error) => Err(error.clone()),
+        };
+        let verdict = match &result {
+            Ok(()) => Verdict::Passed,
+            Err(message) => Verdict::Failed(message.clone()),
+        };
+        let record = Record { name: spec.name.clone(), duration: started.elapsed(), verdict };
+        let _ = std::fs::create_dir_all(&shared.logs);
+        let _ = std::fs::write(report::log_path(&shared.logs, &record.name), report::log_text(&record));
+        shared.records.lock().expect("records").push(record);
+        result.map_err(Failed::from)
+    });
+    labelled(trial, &labels, gpu_here)
+}
+
+/// A trial's kind tag and ignored flag: GPU trials are ignored on a host without a GPU.
+fn labelled(trial: Trial, spec: &TrialSpec, gpu_here: bool) -> Trial {
+    let kind = spec.check.kind();
+    trial.with_kind(kind.tag()).with_ignored_flag(kind == Kind::Gpu && !gpu_here)
+}
+
+/// Runs the image tests with the process's arguments (libtest's).
+pub fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let spec_path = std::env::var_os("STACK_SPEC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| xtask::cli::project_root().join("images/spec.yml"));
+    let spec = match Spec::load(&spec_path) {
+        Ok(spec) => Arc::new(spec),
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let graph = ImageGraph::new(&spec);
+    let specs = match discover::discover(&spec, &graph) {
+        Ok(specs) if !specs.is_empty() => specs,
+        Ok(_) => {
+            eprintln!("error: no image test found under {}; a typo must not pass silently", spec.dir.display());
+            return ExitCode::FAILURE;
+        }
+        Err(errors) => {
+            for error in errors {
+                eprintln!("error: {error}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let gpu_here = host_has_gpu();
+    // Which trials will run decides which images to build: filter as libtest-mimic will.
+    let mut nodes: Vec<NodeId> = specs
+        .iter()
+        .filter(|spec| {
+            let probe = labelled(Trial::test(spec.name.clone(), || Ok(())), spec, gpu_here);
+            !args.is_filtered_out(&probe) && (!probe.has_ignored_flag() || args.ignored || args.include_ignored)
+        })
+        .map(|spec| spec.node.clone())
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    let logs = spec.dir.parent().map(PathBuf::from).unwrap_or_default().join("target/xtask/test-logs");
+    let shared = Arc::new(Shared { spec, graph, nodes, ready: OnceLock::new(), records: Mutex::new(Vec::new()), logs });
+    let ignored_gpu = specs.iter().filter(|s| s.check.kind() == Kind::Gpu).count();
+    if ignored_gpu > 0 && !gpu_here && !args.list {
+        eprintln!("note: {ignored_gpu} GPU trial(s) ignored: no NVIDIA GPU on this host (no /dev/nvidiactl, STACK_GPU unset); forced, they fail");
+    }
+    let trials: Vec<Trial> = specs.iter().map(|s| trial(shared.clone(), s.clone(), gpu_here)).collect();
+    let selected: Vec<(String, bool)> = trials
+        .iter()
+        .filter(|t| !args.is_filtered_out(t))
+        .map(|t| (t.name().to_string(), t.has_ignored_flag()))
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(Ok((runtime, runner))) = shared.ready.get() {
+        runtime.block_on(runner.cleanup());
+    }
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        eprintln!("interrupted: the test containers were removed");
+        return ExitCode::from(130);
+    }
+    if let Some(path) = std::env::var_os("STACK_JUNIT").filter(|_| !args.list) {
+        let mut records = shared.records.lock().expect("records").clone();
+        for (name, ignored) in selected {
+            if !records.iter().any(|r| r.name == name) {
+                let reason = if ignored { "needs an NVIDIA GPU; this host has none" } else { "not run" };
+                records.push(Record { name, duration: Duration::ZERO, verdict: Verdict::Skipped(reason.into()) });
+            }
+        }
+        records.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Err(error) = std::fs::write(&path, report::junit(&records)) {
+            eprintln!("error: cannot write the JUnit report to {}: {error}", PathBuf::from(&path).display());
+            return ExitCode::FAILURE;
+        }
+    }
+    conclusion.exit_code()
+}
