@@ -22,7 +22,6 @@ use crate::report::{self, Record, Verdict};
 use crate::run::{self, Runner};
 use libtest_mimic::{Arguments, Failed, Trial};
 use xtask::graph::{ImageGraph, NodeId};
-use xtask::report::Reporter;
 use xtask::spec::Spec;
 
 type Ready = Result<(tokio::runtime::Runtime, Arc<Runner>), String>;
@@ -66,21 +65,7 @@ fn prepare(shared: &Shared) -> Ready {
             }
             return Ok(runner);
         }
-        let nodes = xtask::build::with_ancestors(&shared.graph, &shared.nodes);
-        let root = shared.spec.dir.parent().map(PathBuf::from).unwrap_or_default();
-        let reporter = Arc::new(Reporter::new(&root.join("target/xtask/logs")));
-        let options = xtask::build::BuildOptions {
-            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2),
-            ca_bundle: shared.spec.stack.ca_bundle.clone().map(|p| shared.spec.dir.join(p)).filter(|p| p.is_file()),
-            ..Default::default()
-        };
-        let (_tx, rx) = tokio::sync::watch::channel(false);
-        let report = xtask::build::build(shared.spec.clone(), &shared.graph, &nodes, engine.clone(), options, reporter, rx)
-            .await
-            .map_err(|e| e.to_string())?;
-        if report.failed() {
-            return Err(format!("the images under test did not build:\n{}", xtask::build::failures(&report)));
-        }
+        crate::images::ensure_built(&shared.spec, &shared.graph, &shared.nodes, &engine).await?;
         Ok(Runner::new(engine, shared.spec.clone(), gpu))
     })?;
     let runner = Arc::new(runner);

@@ -10,6 +10,7 @@ pub mod agent;
 pub mod cli;
 pub mod discover;
 pub mod format;
+pub mod images;
 pub mod report;
 pub mod run;
 
