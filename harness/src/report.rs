@@ -145,6 +145,39 @@ mod tests {
     }
 
     #[test]
+    fn junit_parses_as_xml() {
+        let records = vec![
+            Record { name: "a::s::ok".into(), duration: Duration::from_millis(1), verdict: Verdict::Passed },
+            Record {
+                name: "a::s::bad".into(),
+                duration: Duration::ZERO,
+                verdict: Verdict::Failed("<&>\u{1}\"'".into()),
+            },
+            Record { name: "b::s::gpu".into(), duration: Duration::ZERO, verdict: Verdict::Skipped("no GPU".into()) },
+        ];
+        let xml = junit(&records);
+        let mut reader = quick_xml::Reader::from_str(&xml);
+        let (mut cases, mut failures, mut skipped) = (0, 0, 0);
+        loop {
+            use quick_xml::events::Event;
+            match reader
+                .read_event()
+                .unwrap_or_else(|e| panic!("not well-formed at {}: {e}\n{xml}", reader.buffer_position()))
+            {
+                Event::Start(e) | Event::Empty(e) => match e.name().as_ref() {
+                    b"testcase" => cases += 1,
+                    b"failure" => failures += 1,
+                    b"skipped" => skipped += 1,
+                    _ => {}
+                },
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        assert_eq!((cases, failures, skipped), (3, 1, 1));
+    }
+
+    #[test]
     fn log_names_are_safe_file_names() {
         assert_eq!(log_path(Path::new("/l"), "a@gpu::b/c::d e"), PathBuf::from("/l/a@gpu__b_c__d_e.log"));
     }

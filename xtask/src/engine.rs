@@ -87,8 +87,8 @@ pub struct ContainerRequest {
     pub env: Vec<String>,
     pub user: Option<String>,
     pub labels: HashMap<String, String>,
-    /// GPUs to request (`--gpus all`): NVIDIA device requests.
-    pub gpus: bool,
+    /// GPUs to request, and how.
+    pub gpus: Option<GpuAccess>,
 }
 
 /// A command to run in a running container.
@@ -107,6 +107,16 @@ pub struct ExecOutput {
     pub exit_code: Option<i64>,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// How containers get a GPU on this engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuAccess {
+    None,
+    /// The `nvidia` runtime: a device request with the `nvidia` driver (`--gpus all`).
+    NvidiaRuntime,
+    /// CDI: the device `nvidia.com/gpu=all`.
+    Cdi,
 }
 
 /// What [`Engine::container_state`] reports.
@@ -196,11 +206,22 @@ impl Engine {
         Ok(Engine { docker, host, api_version, server_version: version.version.unwrap_or_default() })
     }
 
-    /// Whether the engine can give containers an NVIDIA GPU (an `nvidia` runtime is configured).
-    pub async fn has_gpu(&self) -> Result<bool, EngineError> {
+    /// How the engine can give containers an NVIDIA GPU, if it can: an `nvidia` runtime, or CDI
+    /// device injection with an NVIDIA specification (looked for in the usual folders).
+    pub async fn gpu_access(&self) -> Result<GpuAccess, EngineError> {
         let info =
             self.docker.info().await.map_err(|e| EngineError::failed("asking", "the engine for its runtimes", e))?;
-        Ok(info.runtimes.is_some_and(|runtimes| runtimes.contains_key("nvidia")))
+        if info.runtimes.is_some_and(|runtimes| runtimes.contains_key("nvidia")) {
+            return Ok(GpuAccess::NvidiaRuntime);
+        }
+        let nvidia_spec = |dir: &String| {
+            std::fs::read_dir(dir)
+                .is_ok_and(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("nvidia")))
+        };
+        if info.cdi_spec_dirs.is_some_and(|dirs| dirs.iter().any(nvidia_spec)) {
+            return Ok(GpuAccess::Cdi);
+        }
+        Ok(GpuAccess::None)
     }
 
     /// The image `reference` (a name, a tag or an ID), if the engine has it.
@@ -256,15 +277,21 @@ impl Engine {
             env: Some(request.env),
             user: request.user,
             labels: Some(request.labels),
-            host_config: request.gpus.then(|| bollard::models::HostConfig {
-                device_requests: Some(vec![bollard::models::DeviceRequest {
+            host_config: match request.gpus {
+                Some(GpuAccess::NvidiaRuntime) => Some(bollard::models::DeviceRequest {
                     driver: Some("nvidia".into()),
                     count: Some(-1),
                     capabilities: Some(vec![vec!["gpu".into()]]),
                     ..Default::default()
-                }]),
-                ..Default::default()
-            }),
+                }),
+                Some(GpuAccess::Cdi) => Some(bollard::models::DeviceRequest {
+                    driver: Some("cdi".into()),
+                    device_ids: Some(vec!["nvidia.com/gpu=all".into()]),
+                    ..Default::default()
+                }),
+                Some(GpuAccess::None) | None => None,
+            }
+            .map(|device| bollard::models::HostConfig { device_requests: Some(vec![device]), ..Default::default() }),
             ..Default::default()
         };
         let created = self
