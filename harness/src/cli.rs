@@ -88,7 +88,7 @@ fn trial(shared: Arc<Shared>, spec: TrialSpec, gpu_here: bool) -> Trial {
     let trial = Trial::test(name, move || {
         let started = Instant::now();
         let result = match shared.ready.get_or_init(|| prepare(&shared)) {
-            Ok((runtime, runner)) => runtime.block_on(runner.run(&spec)),
+            Ok((runtime, runner)) => run::guarded(|| runtime.block_on(runner.run(&spec))),
             Err(error) => Err(error.clone()),
         };
         let verdict = match &result {
@@ -124,7 +124,16 @@ pub fn main() -> ExitCode {
         }
     };
     let graph = ImageGraph::new(&spec);
-    let specs = match discover::discover(&spec, &graph) {
+    // `--exact NAME` (cargo-nextest runs one trial per process): read only that suite's folder.
+    let exact = args.filter.as_deref().filter(|_| args.exact && args.skip.is_empty());
+    let found = match exact {
+        Some(name) => match discover::discover_exact(&spec, &graph, name) {
+            Ok(trials) if !trials.is_empty() => Ok(trials),
+            _ => discover::discover(&spec, &graph),
+        },
+        None => discover::discover(&spec, &graph),
+    };
+    let specs = match found {
         Ok(specs) if !specs.is_empty() => specs,
         Ok(_) => {
             eprintln!("error: no image test found under {}; a typo must not pass silently", spec.dir.display());

@@ -129,13 +129,41 @@ fn collect_suites(dir: &Path, owner: Option<&str>, kind: Kind, errors: &mut Vec<
 
 /// Every trial of the stack, sorted by name, or every discovery error.
 pub fn discover(spec: &Spec, graph: &ImageGraph) -> Result<Vec<TrialSpec>, Vec<String>> {
+    discover_focused(spec, graph, None)
+}
+
+/// The trial named exactly `name` (what `--exact` asks for, and what cargo-nextest runs once
+/// per process), reading only the folder of the suite it names; empty when no trial has that
+/// name.
+pub fn discover_exact(spec: &Spec, graph: &ImageGraph, name: &str) -> Result<Vec<TrialSpec>, Vec<String>> {
+    let Some((node, rest)) = name.split_once("::") else { return Ok(Vec::new()) };
+    let Some((owner, _)) = rest.split_once('/') else { return Ok(Vec::new()) };
+    let focus = Focus { node, owner };
+    let mut trials = discover_focused(spec, graph, Some(&focus))?;
+    trials.retain(|trial| trial.name == name);
+    Ok(trials)
+}
+
+/// Which trial a focused discovery is after.
+struct Focus<'a> {
+    node: &'a str,
+    owner: &'a str,
+}
+
+fn discover_focused(spec: &Spec, graph: &ImageGraph, focus: Option<&Focus<'_>>) -> Result<Vec<TrialSpec>, Vec<String>> {
     let mut errors = Vec::new();
-    let common = suites_in(&spec.dir.join(COMMON_DIR), None, &mut errors);
+    let wanted = |owner: &str| focus.is_none_or(|focus| focus.owner == owner);
+    let common = if wanted("common") { suites_in(&spec.dir.join(COMMON_DIR), None, &mut errors) } else { Vec::new() };
     let own: BTreeMap<&str, Vec<Suite>> = spec
         .images
         .values()
         .map(|image| {
-            (image.name.as_str(), suites_in(&spec.dir.join(&image.dir).join("tests"), Some(&image.name), &mut errors))
+            let suites = if wanted(&image.name) {
+                suites_in(&spec.dir.join(&image.dir).join("tests"), Some(&image.name), &mut errors)
+            } else {
+                Vec::new()
+            };
+            (image.name.as_str(), suites)
         })
         .collect();
     for suite in common.iter().chain(own.values().flatten()) {
@@ -149,7 +177,7 @@ pub fn discover(spec: &Spec, graph: &ImageGraph) -> Result<Vec<TrialSpec>, Vec<S
         }
     }
     let mut trials = Vec::new();
-    for node in graph.topological_order() {
+    for node in graph.topological_order().filter(|node| focus.is_none_or(|focus| focus.node == node.name)) {
         let before = trials.len();
         // The image's own suites, then its ancestors' (through parent only), then the common ones.
         let mut lineage = vec![(node.image.clone(), true)];
@@ -219,7 +247,7 @@ pub fn discover(spec: &Spec, graph: &ImageGraph) -> Result<Vec<TrialSpec>, Vec<S
                 });
             }
         }
-        if trials.len() == before {
+        if trials.len() == before && focus.is_none() {
             let image = &spec.images[&node.image];
             errors.push(format!(
                 "image `{}` has no tests: add a suite such as {} (see docs/testing.md)",

@@ -89,6 +89,22 @@ async fn http_get(address: &str, port: u16, path: &str) -> Result<Answer, String
     .map_err(|e| e.to_string())?
 }
 
+/// Runs a check, turning a panic into that check's failure: the run goes on, and still removes
+/// its containers at the end.
+pub fn guarded(check: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let text = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(format!("the harness itself failed (a bug: please report it): {text}"))
+        }
+    }
+}
+
 /// Removes harness containers whose run (the process that made them) is gone.
 pub async fn sweep_leftovers(engine: &Engine) -> Result<usize, String> {
     let mut removed = 0;

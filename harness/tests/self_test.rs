@@ -498,3 +498,35 @@ async fn an_interrupted_run_removes_its_containers() {
     assert_eq!(status.code(), Some(130));
     assert!(mine().await.is_empty(), "the interrupted run left containers");
 }
+
+#[tokio::test]
+async fn exact_resolves_one_trial_from_its_own_suite() {
+    let fixture = fixture().await;
+    let all = discover(&fixture.spec, &fixture.graph).unwrap();
+    for name in ["extra::base/checks::base-file", "app@gpu::common/common::busybox", "tools::tools/checks::tools-file"]
+    {
+        let exact = harness::discover::discover_exact(&fixture.spec, &fixture.graph, name).unwrap();
+        assert_eq!(exact.len(), 1, "{name}");
+        assert_eq!(Some(&exact[0]), all.iter().find(|t| t.name == name), "{name}");
+    }
+    // Not inherited through a dependency, unknown, or malformed: nothing.
+    for name in ["app::tools/checks::tools-file", "base::base/checks::nope", "nonsense"] {
+        assert!(harness::discover::discover_exact(&fixture.spec, &fixture.graph, name).unwrap().is_empty(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_check_fails_alone_and_the_container_is_still_removed() {
+    let fixture = fixture().await;
+    let engine = Engine::connect().await.unwrap();
+    let runner = Runner::new(engine.clone(), fixture.spec.clone(), false);
+    for trial in trials_from(&fixture.spec, "extra", "commands:\n  ok: {run: 'true'}\n") {
+        runner.run(&trial).await.unwrap();
+    }
+    let panicked = std::thread::spawn(|| harness::run::guarded(|| panic!("boom"))).join().unwrap();
+    assert!(panicked.as_ref().unwrap_err().contains("boom"), "{panicked:?}");
+    let started = runner.started();
+    runner.cleanup().await;
+    let left = engine.containers().await.unwrap();
+    assert!(started.iter().all(|id| !left.contains(id)), "a container outlived the run");
+}
