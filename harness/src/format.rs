@@ -250,6 +250,7 @@ pub fn interpreter(extension: &str) -> Option<Vec<String>> {
         "sh" => &["sh"],
         "py" => &["python3"],
         "R" | "r" => &["Rscript"],
+        // The executed copy goes next to it under another name: the original is read-only.
         "ipynb" => &[
             "jupyter",
             "nbconvert",
@@ -257,6 +258,8 @@ pub fn interpreter(extension: &str) -> Option<Vec<String>> {
             "notebook",
             "--execute",
             "--ExecutePreprocessor.timeout=600",
+            "--output",
+            "executed.ipynb",
             "--output-dir",
             ".",
         ],
