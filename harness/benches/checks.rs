@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use harness::discover::{Check, TrialSpec};
 use harness::format::parse;
 use harness::run::Runner;
-use xtask::engine::Engine;
+use xtask::engine::{Engine, GpuAccess};
 use xtask::graph::{ImageGraph, NodeId};
 use xtask::spec::Spec;
 
@@ -56,7 +56,7 @@ fn main() {
                 .unwrap();
         assert!(!report.failed(), "{}", xtask::build::failures(&report));
     });
-    let runner = Runner::new(engine, spec.clone(), false);
+    let runner = Runner::new(engine, spec.clone(), GpuAccess::None);
     let image = runner.image_of(&node);
     let (cst_config, ours) = configs();
     let cst_path = dir.path().join("cst.yaml");

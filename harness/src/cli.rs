@@ -56,7 +56,7 @@ fn prepare(shared: &Shared) -> Ready {
         }
         let gpu = engine.gpu_access().await.map_err(|e| e.to_string())?;
         if std::env::var_os("STACK_TEST_NO_BUILD").is_some_and(|v| v == "1") {
-            let runner = Runner::with_gpu(engine, shared.spec.clone(), gpu);
+            let runner = Runner::new(engine, shared.spec.clone(), gpu);
             for node in &shared.nodes {
                 let image = runner.image_of(node);
                 if runner.engine.image(&image).await.map_err(|e| e.to_string())?.is_none() {
@@ -66,7 +66,7 @@ fn prepare(shared: &Shared) -> Ready {
             return Ok(runner);
         }
         crate::images::ensure_built(&shared.spec, &shared.graph, &shared.nodes, &engine).await?;
-        Ok(Runner::with_gpu(engine, shared.spec.clone(), gpu))
+        Ok(Runner::new(engine, shared.spec.clone(), gpu))
     })?;
     let runner = Arc::new(runner);
     // Ctrl-C: remove the containers, then stop with 130 (main does the same if it gets there

@@ -58,6 +58,33 @@ struct Suite {
     script: Option<ScriptCheck>,
 }
 
+impl Suite {
+    /// The suite's checks by name: all of them for the image that owns it, those that are
+    /// inherited for the images built on it.
+    fn checks(&self, own_image: bool) -> Vec<(String, Check)> {
+        let keep = |inherit: bool| own_image || inherit;
+        let file = &self.file;
+        let mut out: Vec<(String, Check)> = Vec::new();
+        out.extend(
+            file.commands.iter().filter(|(_, c)| keep(c.inherit)).map(|(n, c)| (n.clone(), Check::Command(c.clone()))),
+        );
+        out.extend(
+            file.files.iter().filter(|(_, c)| keep(c.inherit)).map(|(n, c)| (n.clone(), Check::File(c.clone()))),
+        );
+        out.extend(
+            file.services.iter().filter(|(_, c)| keep(c.inherit)).map(|(n, c)| (n.clone(), Check::Service(c.clone()))),
+        );
+        if let Some(script) = &self.script {
+            let file_name = script.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            out.push((file_name, Check::Script(script.clone())));
+        }
+        if let Some(metadata) = file.metadata.as_ref().filter(|c| keep(c.inherit)) {
+            out.push(("metadata".into(), Check::Metadata(metadata.clone())));
+        }
+        out
+    }
+}
+
 fn suites_in(dir: &Path, owner: Option<&str>, errors: &mut Vec<String>) -> Vec<Suite> {
     let mut out = Vec::new();
     collect_suites(dir, owner, Kind::Acceptance, errors, &mut out);
@@ -197,54 +224,9 @@ fn discover_focused(spec: &Spec, graph: &ImageGraph, focus: Option<&Focus<'_>>) 
                 continue;
             }
             let owner = suite.owner.as_deref().unwrap_or("common");
-            let name = |check: &str| format!("{}::{owner}/{}::{check}", node.name, suite.stem);
-            for (check_name, check) in &suite.file.commands {
-                if own_image || check.inherit {
-                    trials.push(TrialSpec {
-                        name: name(check_name),
-                        node: node.clone(),
-                        check: Check::Command(check.clone()),
-                        source: suite.path.clone(),
-                    });
-                }
-            }
-            for (check_name, check) in &suite.file.files {
-                if own_image || check.inherit {
-                    trials.push(TrialSpec {
-                        name: name(check_name),
-                        node: node.clone(),
-                        check: Check::File(check.clone()),
-                        source: suite.path.clone(),
-                    });
-                }
-            }
-            for (check_name, check) in suite.file.services.iter().filter(|(_, check)| own_image || check.inherit) {
-                let check = Check::Service(check.clone());
-                trials.push(TrialSpec {
-                    name: name(check_name),
-                    node: node.clone(),
-                    check,
-                    source: suite.path.clone(),
-                });
-            }
-            if let Some(script) = &suite.script {
-                let file_name = script.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let check = Check::Script(script.clone());
-                trials.push(TrialSpec {
-                    name: name(&file_name),
-                    node: node.clone(),
-                    check,
-                    source: suite.path.clone(),
-                });
-            }
-            if let Some(check) = suite.file.metadata.as_ref().filter(|check| own_image || check.inherit) {
-                let check = Check::Metadata(check.clone());
-                trials.push(TrialSpec {
-                    name: name("metadata"),
-                    node: node.clone(),
-                    check,
-                    source: suite.path.clone(),
-                });
+            for (check_name, check) in suite.checks(own_image) {
+                let name = format!("{}::{owner}/{}::{check_name}", node.name, suite.stem);
+                trials.push(TrialSpec { name, node: node.clone(), check, source: suite.path.clone() });
             }
         }
         if trials.len() == before && focus.is_none() {

@@ -42,8 +42,8 @@ type Started = Arc<OnceCell<Result<Arc<TestContainer>, String>>>;
 pub struct Runner {
     pub engine: Engine,
     spec: Arc<Spec>,
-    gpu: bool,
-    gpu_access: GpuAccess,
+    /// How containers get a GPU here; `None`: GPU trials cannot run.
+    gpu: GpuAccess,
     /// Run commands through in-container agents (the default) rather than one exec each.
     pub use_agents: bool,
     /// One container per image (node name), shared by its checks.
@@ -124,19 +124,12 @@ pub async fn sweep_leftovers(engine: &Engine) -> Result<usize, String> {
 }
 
 impl Runner {
-    /// A runner; `gpu` says whether GPU trials may run, `gpu_access` how containers get one.
-    pub fn with_gpu(engine: Engine, spec: Arc<Spec>, gpu_access: GpuAccess) -> Runner {
-        let mut runner = Runner::new(engine, spec, gpu_access != GpuAccess::None);
-        runner.gpu_access = gpu_access;
-        runner
-    }
-
-    pub fn new(engine: Engine, spec: Arc<Spec>, gpu: bool) -> Runner {
+    /// A runner; `gpu` says how containers get a GPU (`GpuAccess::None`: GPU trials fail).
+    pub fn new(engine: Engine, spec: Arc<Spec>, gpu: GpuAccess) -> Runner {
         Runner {
             engine,
             spec,
             gpu,
-            gpu_access: GpuAccess::NvidiaRuntime,
             use_agents: true,
             containers: Mutex::new(HashMap::new()),
             cleaning: Default::default(),
@@ -156,7 +149,7 @@ impl Runner {
                 entrypoint: Some(vec!["sh".into(), "-c".into(), IDLE.into()]),
                 cmd: Some(vec![]),
                 labels: HashMap::from([(CONTAINER_LABEL.to_string(), std::process::id().to_string())]),
-                gpus: self.gpu.then_some(self.gpu_access),
+                gpus: Some(self.gpu),
                 ..Default::default()
             };
             let id = self.engine.start_container(request).await.map_err(|e| e.to_string())?;
@@ -168,7 +161,7 @@ impl Runner {
 
     /// Runs one trial; the error says what was expected and what came out.
     pub async fn run(&self, trial: &TrialSpec) -> Result<(), String> {
-        if trial.check.kind() == Kind::Gpu && !self.gpu {
+        if trial.check.kind() == Kind::Gpu && self.gpu == GpuAccess::None {
             return Err("this trial needs an NVIDIA GPU, and the engine offers none (no `nvidia` runtime, no NVIDIA CDI device): it cannot run here".into());
         }
         let result = match &trial.check {
@@ -300,7 +293,7 @@ impl Runner {
             env: check.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
             user: check.user.clone(),
             labels: HashMap::from([(CONTAINER_LABEL.to_string(), std::process::id().to_string())]),
-            gpus: self.gpu.then_some(self.gpu_access),
+            gpus: Some(self.gpu),
             ..Default::default()
         };
         let id = self.engine.start_container(request).await.map_err(|e| e.to_string())?;

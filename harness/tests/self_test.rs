@@ -11,7 +11,7 @@ use harness::format::{parse, Kind};
 use harness::run::{sweep_leftovers, Runner};
 use harness::CONTAINER_LABEL;
 use tokio::sync::OnceCell;
-use xtask::engine::{ContainerRequest, Engine};
+use xtask::engine::{ContainerRequest, Engine, GpuAccess};
 use xtask::graph::{ImageGraph, NodeId};
 use xtask::spec::Spec;
 
@@ -85,16 +85,17 @@ fn trials_from(spec: &Spec, image: &str, suite: &str) -> Vec<TrialSpec> {
     out
 }
 
-/// Runs each check of `suite` on `image`: `(name, Ok or the failure message)`.
-async fn run_suite(image: &str, suite: &str, gpu: bool) -> Vec<(String, Result<(), String>)> {
-    run_suite_with(image, suite, gpu, true).await
+/// Runs each check of `suite` on `image` as if the engine had no GPU:
+/// `(name, Ok or the failure message)`.
+async fn run_suite(image: &str, suite: &str) -> Vec<(String, Result<(), String>)> {
+    run_suite_with(image, suite, true).await
 }
 
 /// Like `run_suite`; `agents: false` sends every command through an engine exec.
-async fn run_suite_with(image: &str, suite: &str, gpu: bool, agents: bool) -> Vec<(String, Result<(), String>)> {
+async fn run_suite_with(image: &str, suite: &str, agents: bool) -> Vec<(String, Result<(), String>)> {
     let fixture = fixture().await;
     let engine = Engine::connect().await.unwrap();
-    let mut runner = Runner::new(engine, fixture.spec.clone(), gpu);
+    let mut runner = Runner::new(engine, fixture.spec.clone(), GpuAccess::None);
     runner.use_agents = agents;
     let mut out = Vec::new();
     for trial in trials_from(&fixture.spec, image, suite) {
@@ -161,7 +162,7 @@ metadata:
 #[case::through_exec(false)]
 #[tokio::test]
 async fn every_check_type_passes_when_it_should(#[case] agents: bool) {
-    for (name, result) in run_suite_with("base", PASSING, false, agents).await {
+    for (name, result) in run_suite_with("base", PASSING, agents).await {
         assert!(result.is_ok(), "{name}: {}", result.unwrap_err());
     }
 }
@@ -171,7 +172,7 @@ async fn every_check_type_passes_when_it_should(#[case] agents: bool) {
 #[case::through_exec(false)]
 #[tokio::test]
 async fn every_check_type_fails_on_a_wrong_expectation_and_says_why(#[case] agents: bool) {
-    let results = run_suite_with("base", FAILING, false, agents).await;
+    let results = run_suite_with("base", FAILING, agents).await;
     assert_eq!(results.len(), 16);
     let expected = [
         ("exit-code", "exit code should be 0, but is 3"),
@@ -221,7 +222,7 @@ async fn every_check_type_fails_on_a_wrong_expectation_and_says_why(#[case] agen
 
 #[tokio::test]
 async fn a_gpu_trial_forced_without_a_gpu_fails_with_the_reason() {
-    let results = run_suite("base", "commands:\n  smi: {run: nvidia-smi, kind: gpu}\n", false).await;
+    let results = run_suite("base", "commands:\n  smi: {run: nvidia-smi, kind: gpu}\n").await;
     let error = results[0].1.as_ref().unwrap_err();
     assert!(error.contains("needs an NVIDIA GPU") && error.contains("cannot run here"), "{error}");
     let file = parse(Path::new("x.yml"), "commands:\n  smi: {run: nvidia-smi, kind: gpu}\n").unwrap();
@@ -316,7 +317,7 @@ fn discovery_errors_are_errors_not_passes() {
 async fn containers_are_removed_and_a_crashed_runs_are_swept() {
     let fixture = fixture().await;
     let engine = Engine::connect().await.unwrap();
-    let runner = Runner::new(engine.clone(), fixture.spec.clone(), false);
+    let runner = Runner::new(engine.clone(), fixture.spec.clone(), GpuAccess::None);
     for trial in trials_from(&fixture.spec, "tools", "commands:\n  ok: {run: 'true'}\n  also: {run: 'true'}\n") {
         runner.run(&trial).await.unwrap();
     }
@@ -352,7 +353,7 @@ async fn scripts_run_inside_the_container_and_fail_with_their_output() {
     std::fs::write(&good, "set -e\ntest -f /base.txt\necho written > out.txt\ncat out.txt\n").unwrap();
     std::fs::write(&bad, "echo about to fail\necho details >&2\nexit 4\n").unwrap();
     let engine = Engine::connect().await.unwrap();
-    let runner = Runner::new(engine, fixture.spec.clone(), false);
+    let runner = Runner::new(engine, fixture.spec.clone(), GpuAccess::None);
     let trial = |path: &Path| TrialSpec {
         name: "script".into(),
         node: node(&fixture.spec, "base"),
@@ -412,7 +413,7 @@ services:
     http: [{{path: /api.json, body: {{contains: version}}}}]
 "#
     );
-    for (name, result) in run_suite("base", &suite, false).await {
+    for (name, result) in run_suite("base", &suite).await {
         assert!(result.is_ok(), "{name}: {}", result.unwrap_err());
     }
 }
@@ -435,7 +436,7 @@ services:
     args: [sh, -c, 'echo bye; exit 3']
 "#
     );
-    let results = run_suite("base", &suite, false).await;
+    let results = run_suite("base", &suite).await;
     let error = |i: usize| results[i].1.as_ref().unwrap_err().clone();
     let wrong = error(0);
     for part in [
@@ -519,7 +520,7 @@ async fn exact_resolves_one_trial_from_its_own_suite() {
 async fn a_panicking_check_fails_alone_and_the_container_is_still_removed() {
     let fixture = fixture().await;
     let engine = Engine::connect().await.unwrap();
-    let runner = Runner::new(engine.clone(), fixture.spec.clone(), false);
+    let runner = Runner::new(engine.clone(), fixture.spec.clone(), GpuAccess::None);
     for trial in trials_from(&fixture.spec, "extra", "commands:\n  ok: {run: 'true'}\n") {
         runner.run(&trial).await.unwrap();
     }

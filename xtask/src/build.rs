@@ -334,7 +334,7 @@ async fn build_one(shared: &Shared, id: &NodeId, inputs: HashMap<String, Built>)
     // What cannot trigger a rebuild cannot be in the image: files the change rules ignore or
     // only re-test on (an image's tests/) are not sent, so they are not in the digest either.
     let rules = spec.changes.clone();
-    let prefix = format!("{}/{}", spec.folder_name(), image.dir.to_string_lossy().replace('\\', "/"));
+    let prefix = Spec::repo_path(&spec.folder_name(), &image.dir);
     let exclude = move |relative: &str| {
         let path = format!("{prefix}/{relative}");
         rules.ignore.is_match(&path) || rules.test_only.is_match(&path)

@@ -233,18 +233,6 @@ impl Engine {
         }
     }
 
-    /// Images carrying every `key=value` label given.
-    pub async fn images_labelled(&self, labels: &[(&str, &str)]) -> Result<Vec<ImageSummary>, EngineError> {
-        let filters: HashMap<String, Vec<String>> =
-            HashMap::from([("label".to_string(), labels.iter().map(|(k, v)| format!("{k}={v}")).collect())]);
-        let options = ListImagesOptionsBuilder::default().filters(&filters).build();
-        let target = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-        self.docker
-            .list_images(Some(options))
-            .await
-            .map_err(|e| EngineError::failed("listing images labelled", &target, e))
-    }
-
     /// Images whose name matches `pattern` (`registry.example.org/team/*`), with their tags.
     pub async fn images_named(&self, pattern: &str) -> Result<Vec<ImageSummary>, EngineError> {
         let filters: HashMap<String, Vec<String>> =

@@ -315,8 +315,7 @@ impl Owners {
     fn new(spec: &Spec, spec_dir: &str, in_scope: &[&NodeId]) -> Self {
         let mut by_dir: HashMap<String, Vec<usize>> = HashMap::new();
         for (slot, id) in in_scope.iter().enumerate() {
-            let dir = spec.images[&id.image].dir.to_string_lossy().replace('\\', "/");
-            let full = if spec_dir.is_empty() || spec_dir == "." { dir } else { format!("{spec_dir}/{dir}") };
+            let full = Spec::repo_path(spec_dir, &spec.images[&id.image].dir);
             by_dir.entry(full.trim_end_matches('/').to_string()).or_default().push(slot);
         }
         let depths = by_dir.keys().map(|dir| dir.matches('/').count()).collect();

@@ -144,15 +144,6 @@ fn json_reason(reason: &Reason) -> JsonReason<'_> {
     JsonReason { kind: reason.kind(), path, image, text: reason.to_string() }
 }
 
-fn relative(spec_dir: &str, path: &std::path::Path) -> String {
-    let path = path.to_string_lossy().replace('\\', "/");
-    if spec_dir.is_empty() || spec_dir == "." {
-        path
-    } else {
-        format!("{spec_dir}/{path}")
-    }
-}
-
 /// The plan as JSON; paths are relative to the repository root (`spec_dir` is the spec's folder).
 pub fn json(spec: &Spec, plan: &BuildPlan, spec_dir: &str) -> String {
     let (mode, since, merge_base, changed_files) = match &plan.scope {
@@ -181,8 +172,8 @@ pub fn json(spec: &Spec, plan: &BuildPlan, spec_dir: &str) -> String {
                 action: planned.action.as_str(),
                 level: planned.level,
                 repository: spec.repository(&planned.id.image, &planned.id.variant),
-                context: relative(spec_dir, &image.dir),
-                dockerfile: relative(spec_dir, &image.dockerfile),
+                context: Spec::repo_path(spec_dir, &image.dir),
+                dockerfile: Spec::repo_path(spec_dir, &image.dockerfile),
                 parent,
                 depends_on: &image.depends_on,
                 reasons: planned.reasons.iter().map(json_reason).collect(),

@@ -150,6 +150,17 @@ impl Spec {
         dir.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
+    /// `path` (relative to the spec's folder) as seen from the repository root, with `/`
+    /// separators, given the spec folder's own path there (`images`; empty or `.` for the root).
+    pub fn repo_path(spec_dir: &str, path: &Path) -> String {
+        let path = path.to_string_lossy().replace('\\', "/");
+        if spec_dir.is_empty() || spec_dir == "." {
+            path
+        } else {
+            format!("{spec_dir}/{path}")
+        }
+    }
+
     pub fn default_variant(&self) -> &str {
         &self.variants[0].name
     }
