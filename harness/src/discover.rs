@@ -107,14 +107,7 @@ fn collect_suites(dir: &Path, owner: Option<&str>, kind: Kind, errors: &mut Vec<
         let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
         if let Some(interpreter) = format::interpreter(extension) {
             let suite = if kind == Kind::Acceptance { "scripts".to_string() } else { kind.tag().to_string() };
-            let file = TestFile {
-                inherit: true,
-                except: Vec::new(),
-                commands: Default::default(),
-                files: Default::default(),
-                metadata: None,
-                services: Default::default(),
-            };
+            let file = TestFile { inherit: true, ..TestFile::default() };
             let script = ScriptCheck { path: path.clone(), kind, interpreter };
             out.push(Suite { owner: owner.map(str::to_string), stem: suite, path, file, script: Some(script) });
             continue;

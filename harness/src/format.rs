@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 /// A suite of checks.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TestFile {
     /// Images built on this one run these checks too (docker-stacks' rule). Default: true.
@@ -27,6 +27,9 @@ pub struct TestFile {
     /// The image's own command started in a container of its own, then spoken to over HTTP.
     #[serde(default)]
     pub services: IndexMap<String, ServiceCheck>,
+    /// Ignored: a place for YAML anchors (`&name`) that checks share (`*name`).
+    #[serde(default)]
+    pub anchors: Option<serde_yaml::Value>,
 }
 
 fn yes() -> bool {
@@ -95,6 +98,24 @@ pub struct TextCheck {
     pub not_contains: Option<String>,
 }
 
+/// A value given exactly, or expectations on it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Expected {
+    Exactly(String),
+    Text(TextCheck),
+}
+
+impl Expected {
+    /// The same expectation as a [`TextCheck`].
+    pub fn as_text_check(&self) -> TextCheck {
+        match self {
+            Expected::Exactly(value) => TextCheck { equals: Some(value.clone()), ..Default::default() },
+            Expected::Text(check) => check.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CommandCheck {
@@ -148,8 +169,9 @@ pub struct MetadataCheck {
     /// Variables whose values must contain these texts (`PATH: /opt/venv/bin`).
     #[serde(default)]
     pub env_contains: IndexMap<String, String>,
+    /// Labels: an exact value, or expectations on the value (`{matches: '^[0-9a-f]{40}$'}`).
     #[serde(default)]
-    pub labels: IndexMap<String, String>,
+    pub labels: IndexMap<String, Expected>,
     /// Ports that must be exposed, such as `8888/tcp`.
     #[serde(default)]
     pub exposed_ports: Vec<String>,
@@ -182,6 +204,13 @@ pub struct ServiceCheck {
     /// Requests made once the service is ready, in order.
     #[serde(default)]
     pub http: Vec<HttpCheck>,
+    /// Empty in-memory folders mounted over the image's (an empty volume): path and mount
+    /// options, such as `/home/jovyan: uid=1000,gid=100,mode=0755`.
+    #[serde(default)]
+    pub tmpfs: IndexMap<String, String>,
+    /// Commands run inside the service's container once it is ready (after the requests).
+    #[serde(default)]
+    pub exec: IndexMap<String, Probe>,
     /// Checks on everything the service printed, once the requests are done.
     pub logs: Option<TextCheck>,
     #[serde(default = "yes")]
@@ -194,6 +223,24 @@ fn integration() -> Kind {
 
 fn default_port() -> u16 {
     8888
+}
+
+/// A command run in a service's container, and what it must give.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    pub run: Command,
+    /// Default: the container's user.
+    pub user: Option<String>,
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    /// Seconds. Default: 60.
+    pub timeout: Option<u64>,
+    /// Default: 0.
+    #[serde(default)]
+    pub exit_code: i64,
+    pub stdout: Option<TextCheck>,
+    pub stderr: Option<TextCheck>,
 }
 
 /// What "ready" means; every condition given must hold. Default: the port answers HTTP.

@@ -16,7 +16,8 @@ use xtask::spec::Spec;
 use crate::agent::{self, Agent};
 use crate::discover::{Check, TrialSpec};
 use crate::format::{
-    check_text, CommandCheck, FileCheck, Kind, MetadataCheck, ScriptCheck, ServiceCheck, SCRIPT_TIMEOUT,
+    check_text, Command, CommandCheck, FileCheck, Kind, MetadataCheck, ScriptCheck, ServiceCheck, TextCheck,
+    SCRIPT_TIMEOUT,
 };
 use crate::CONTAINER_LABEL;
 
@@ -57,6 +58,42 @@ fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(TAIL);
     lines[start..].iter().map(|line| format!("    | {line}")).collect::<Vec<_>>().join("\n")
+}
+
+/// What a command must give.
+struct Outcome<'a> {
+    exit_code: i64,
+    stdout: Option<&'a TextCheck>,
+    stderr: Option<&'a TextCheck>,
+}
+
+/// Compares what a command gave with what it must give; the error shows both.
+fn judge(run: &Command, expected: &Outcome, output: &ExecOutput, timeout: Duration) -> Result<(), String> {
+    let mut problems = Vec::new();
+    match output.exit_code {
+        None => problems.push(format!("did not finish within {} s", timeout.as_secs())),
+        Some(code) if code != expected.exit_code => {
+            problems.push(format!("exit code should be {}, but is {code}", expected.exit_code))
+        }
+        Some(_) => {}
+    }
+    if let Some(check) = expected.stdout {
+        problems.extend(check_text("stdout", &output.stdout, check));
+    }
+    if let Some(check) = expected.stderr {
+        problems.extend(check_text("stderr", &output.stderr, check));
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "command `{}` failed its check:\n  - {}\n  exit code: {}\n  stdout:\n{}\n  stderr:\n{}",
+        run.display(),
+        problems.join("\n  - "),
+        output.exit_code.map_or("none (timed out)".to_string(), |c| c.to_string()),
+        tail(&output.stdout),
+        tail(&output.stderr),
+    ))
 }
 
 /// An HTTP answer.
@@ -204,31 +241,9 @@ impl Runner {
             workdir: check.workdir.clone(),
         };
         let output = self.exec(container, request, timeout).await?;
-        let mut problems = Vec::new();
-        match output.exit_code {
-            None => problems.push(format!("did not finish within {} s", timeout.as_secs())),
-            Some(code) if code != check.exit_code => {
-                problems.push(format!("exit code should be {}, but is {code}", check.exit_code))
-            }
-            Some(_) => {}
-        }
-        if let Some(expected) = &check.stdout {
-            problems.extend(check_text("stdout", &output.stdout, expected));
-        }
-        if let Some(expected) = &check.stderr {
-            problems.extend(check_text("stderr", &output.stderr, expected));
-        }
-        if problems.is_empty() {
-            return Ok(());
-        }
-        Err(format!(
-            "command `{}` failed its check:\n  - {}\n  exit code: {}\n  stdout:\n{}\n  stderr:\n{}",
-            check.run.display(),
-            problems.join("\n  - "),
-            output.exit_code.map_or("none (timed out)".to_string(), |c| c.to_string()),
-            tail(&output.stdout),
-            tail(&output.stderr),
-        ))
+        let expected =
+            Outcome { exit_code: check.exit_code, stdout: check.stdout.as_ref(), stderr: check.stderr.as_ref() };
+        judge(&check.run, &expected, &output, timeout)
     }
 
     async fn file(&self, container: &TestContainer, check: &FileCheck) -> Result<(), String> {
@@ -294,6 +309,7 @@ impl Runner {
             user: check.user.clone(),
             labels: HashMap::from([(CONTAINER_LABEL.to_string(), std::process::id().to_string())]),
             gpus: Some(self.gpu),
+            tmpfs: check.tmpfs.iter().map(|(path, options)| (path.clone(), options.clone())).collect(),
             ..Default::default()
         };
         let id = self.engine.start_container(request).await.map_err(|e| e.to_string())?;
@@ -407,6 +423,25 @@ impl Runner {
                 }
             }
         }
+        for (name, probe) in &check.exec {
+            let timeout = probe.timeout.map(Duration::from_secs).unwrap_or(DEFAULT_TIMEOUT);
+            let request = ExecRequest {
+                cmd: probe.run.argv(),
+                env: probe.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                user: probe.user.clone(),
+                workdir: None,
+            };
+            let expected =
+                Outcome { exit_code: probe.exit_code, stdout: probe.stdout.as_ref(), stderr: probe.stderr.as_ref() };
+            match self.engine.exec(id, request, timeout).await {
+                Ok(output) => {
+                    if let Err(problem) = judge(&probe.run, &expected, &output, timeout) {
+                        problems.push(format!("exec {name}: {problem}"));
+                    }
+                }
+                Err(error) => problems.push(format!("exec {name}: {error}")),
+            }
+        }
         if let Some(expected) = &check.logs {
             problems.extend(check_text(
                 "the service's output",
@@ -500,12 +535,11 @@ impl Runner {
             }
         }
         let labels = config.labels.clone().unwrap_or_default();
-        for (name, value) in &check.labels {
-            problems.extend(differs(
-                &format!("label {name}"),
-                value.clone(),
-                labels.get(name).cloned().unwrap_or_default(),
-            ));
+        for (name, expected) in &check.labels {
+            match labels.get(name) {
+                Some(value) => problems.extend(check_text(&format!("label {name}"), value, &expected.as_text_check())),
+                None => problems.push(format!("label {name} should be set, but the image has no such label")),
+            }
         }
         let exposed = config.exposed_ports.clone().unwrap_or_default();
         for port in &check.exposed_ports {

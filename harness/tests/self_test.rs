@@ -122,7 +122,7 @@ files:
   absent: {path: /nope, exists: false}
   mode: {path: /bin/busybox, mode: "0755", owner: root, group: "0"}
 metadata:
-  labels: {xtask.stack.image: base, xtask.stack.variant: cpu}
+  labels: {xtask.stack.image: base, xtask.stack.variant: cpu, xtask.stack.inputs: {matches: '^sha256:[0-9a-f]{64}$'}}
   env_contains: {PATH: /bin}
   healthcheck: false
   user: ""
@@ -150,7 +150,7 @@ metadata:
   user: "1000"
   workdir: /home
   env: {GREETING: hello}
-  labels: {xtask.stack.image: tools}
+  labels: {xtask.stack.image: tools, xtask.stack.inputs: {matches: '^v'}, no.such.label: {contains: x}}
   exposed_ports: [8888/tcp]
   entrypoint: [tini]
   cmd: [start]
@@ -202,7 +202,9 @@ async fn every_check_type_fails_on_a_wrong_expectation_and_says_why(#[case] agen
     for problem in [
         "workdir should be \"/home\"",
         "env GREETING should be \"hello\", but is \"\"",
-        "label xtask.stack.image should be \"tools\", but is \"base\"",
+        "label xtask.stack.image should equal \"tools\", but is \"base\"",
+        "label xtask.stack.inputs should match /^v/",
+        "label no.such.label should be set, but the image has no such label",
         "port 8888/tcp should be exposed",
         "entrypoint should be",
         "cmd should be",
@@ -458,6 +460,39 @@ services:
         "{}",
         error(2)
     );
+}
+
+#[tokio::test]
+async fn services_run_commands_inside_once_ready_with_empty_folders_mounted() {
+    let suite = format!(
+        r#"
+services:
+  inside:
+    args: {SERVE}
+    user: "0"
+    tmpfs: {{/srv/empty: "uid=1234,mode=0750"}}
+    wait: {{http: /api.json, timeout: 20}}
+    exec:
+      pid-1: {{run: cat /proc/1/cmdline, stdout: {{contains: httpd}}}}
+      empty-volume: {{run: 'stat -c "%u %a" /srv/empty && ls -A /srv/empty', stdout: {{equals: "1234 750"}}}}
+      as-another-user: {{run: [id, -u], user: "42", stdout: {{equals: "42"}}}}
+  wrong-inside:
+    args: {SERVE}
+    wait: {{http: /api.json, timeout: 20}}
+    exec:
+      fails: {{run: 'echo nope; exit 4', stdout: {{equals: yes}}}}
+"#
+    );
+    let results = run_suite("base", &suite).await;
+    assert!(results[0].1.is_ok(), "{}", results[0].1.as_ref().unwrap_err());
+    let wrong = results[1].1.as_ref().unwrap_err();
+    for part in [
+        "exec fails: command `echo nope; exit 4` failed its check",
+        "exit code should be 0, but is 4",
+        "stdout should equal \"yes\", but is \"nope\"",
+    ] {
+        assert!(wrong.contains(part), "{part}: {wrong}");
+    }
 }
 
 #[tokio::test]

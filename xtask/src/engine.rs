@@ -89,6 +89,8 @@ pub struct ContainerRequest {
     pub labels: HashMap<String, String>,
     /// GPUs to request, and how.
     pub gpus: Option<GpuAccess>,
+    /// Empty in-memory file systems: mount point and options (`uid=1000,mode=0755`).
+    pub tmpfs: HashMap<String, String>,
 }
 
 /// A command to run in a running container.
@@ -265,21 +267,11 @@ impl Engine {
             env: Some(request.env),
             user: request.user,
             labels: Some(request.labels),
-            host_config: match request.gpus {
-                Some(GpuAccess::NvidiaRuntime) => Some(bollard::models::DeviceRequest {
-                    driver: Some("nvidia".into()),
-                    count: Some(-1),
-                    capabilities: Some(vec![vec!["gpu".into()]]),
-                    ..Default::default()
-                }),
-                Some(GpuAccess::Cdi) => Some(bollard::models::DeviceRequest {
-                    driver: Some("cdi".into()),
-                    device_ids: Some(vec!["nvidia.com/gpu=all".into()]),
-                    ..Default::default()
-                }),
-                Some(GpuAccess::None) | None => None,
-            }
-            .map(|device| bollard::models::HostConfig { device_requests: Some(vec![device]), ..Default::default() }),
+            host_config: Some(bollard::models::HostConfig {
+                device_requests: request.gpus.and_then(device_request).map(|device| vec![device]),
+                tmpfs: (!request.tmpfs.is_empty()).then_some(request.tmpfs),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let created = self
@@ -565,5 +557,23 @@ impl Engine {
             }
         }
         id.ok_or_else(|| EngineError::failed("building", &request.name, "the engine reported no image ID"))
+    }
+}
+
+/// How a container asks for every GPU, given how the engine offers them.
+fn device_request(access: GpuAccess) -> Option<bollard::models::DeviceRequest> {
+    match access {
+        GpuAccess::NvidiaRuntime => Some(bollard::models::DeviceRequest {
+            driver: Some("nvidia".into()),
+            count: Some(-1),
+            capabilities: Some(vec![vec!["gpu".into()]]),
+            ..Default::default()
+        }),
+        GpuAccess::Cdi => Some(bollard::models::DeviceRequest {
+            driver: Some("cdi".into()),
+            device_ids: Some(vec!["nvidia.com/gpu=all".into()]),
+            ..Default::default()
+        }),
+        GpuAccess::None => None,
     }
 }
