@@ -373,6 +373,9 @@ async fn build_one(shared: &Shared, id: &NodeId, inputs: HashMap<String, Built>)
             engine.tag(&image_id, &repository, BUILD_TAG).await.map_err(engine_failure)?;
         }
         let size = image.size.unwrap_or_default();
+        if let Some(problem) = over_budget(spec, id, size) {
+            return Err(fail(problem, None, vec![]));
+        }
         return Ok(Built { status, id: image_id, pin, digest, repository, size, previous_size });
     }
     let mut build_args: HashMap<String, String> = args.into_iter().collect();
@@ -425,22 +428,50 @@ async fn build_one(shared: &Shared, id: &NodeId, inputs: HashMap<String, Built>)
             return Err(fail(error.to_string(), step, tail));
         }
     };
-    // Only now do tags move: the pin first, then the build tag.
-    let tagged = async {
-        engine.tag(&new_id, &repository, &pin_tag(&digest)).await?;
-        engine.tag(&new_id, &repository, BUILD_TAG).await?;
-        engine.image(&new_id).await
-    }
-    .await;
-    let size = match tagged {
+    // An image over its size budget is not kept: no tag moves, the next build tries again
+    // (from the layer cache).
+    let size = match engine.image(&new_id).await {
         Ok(image) => image.and_then(|i| i.size).unwrap_or_default(),
         Err(error) => {
             let (step, tail) = reporter.finished(&id.name, "failed");
             return Err(fail(error.to_string(), step, tail));
         }
     };
+    if let Some(problem) = over_budget(spec, id, size) {
+        let _ = engine.remove_image(&new_id, false).await;
+        reporter.finished(&id.name, "over its size budget");
+        return Err(fail(problem, None, vec![]));
+    }
+    // Only now do tags move: the pin first, then the build tag.
+    let tagged = async {
+        engine.tag(&new_id, &repository, &pin_tag(&digest)).await?;
+        engine.tag(&new_id, &repository, BUILD_TAG).await
+    }
+    .await;
+    if let Err(error) = tagged {
+        let (step, tail) = reporter.finished(&id.name, "failed");
+        return Err(fail(error.to_string(), step, tail));
+    }
     reporter.finished(&id.name, "built");
     Ok(Built { status: Status::Built, id: new_id, pin, digest, repository, size, previous_size })
+}
+
+/// Why an image of `size` bytes breaks its size budget in the spec, if it does.
+pub fn over_budget(spec: &Spec, id: &NodeId, size: i64) -> Option<String> {
+    use crate::report::human_size;
+    let budget = i64::try_from(*spec.images.get(&id.image)?.size_budgets.get(&id.variant)?).unwrap_or(i64::MAX);
+    (size > budget).then(|| {
+        format!(
+            "{} is {} ({size} bytes), over its size budget of {} by {}; make the image smaller, or raise \
+             `images.{}.size_budget` in {}",
+            id.name,
+            human_size(size),
+            human_size(budget),
+            human_size(size - budget),
+            id.image,
+            spec.file.display()
+        )
+    })
 }
 
 /// The summary table: image, variant, status, duration, size, size change.

@@ -180,7 +180,9 @@ async fn a_change_rebuilds_that_image_and_its_descendants_only() {
     let report = stack.build(Variants::Default, BuildOptions::default()).await;
     assert_eq!(
         statuses(&report),
-        pairs(&[("base", "up to date"), ("tools", "built"), ("app", "built"), ("extra", "built")])
+        pairs(&[("base", "up to date"), ("tools", "built"), ("app", "built"), ("extra", "built")]),
+        "{}",
+        build::failures(&report)
     );
 }
 
@@ -370,4 +372,45 @@ async fn test_and_ignored_files_are_not_sent_and_rebuild_nothing() {
     stack.stack.write("images/tools/tests/new-folder/deep.yml", "x\n");
     let report = stack.build(Variants::Default, BuildOptions::default()).await;
     assert!(all(&report, "up to date"), "{:?}", statuses(&report));
+}
+
+#[tokio::test]
+async fn an_image_over_its_size_budget_fails_with_the_figures_and_keeps_no_tag() {
+    let stack = EngineStack::new();
+    // tools writes 3 MB of zeros (busybox alone is about 2 MB); base stays small.
+    stack.stack.write(
+        "images/tools/Dockerfile",
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo tools > /tools.txt && dd if=/dev/zero of=/zeros bs=1000 count=3000\n",
+    );
+    stack.stack.edit_spec("  tools:\n    parent: debian\n", "  tools:\n    parent: debian\n    size_budget: 4 MB\n");
+    stack.stack.edit_spec(
+        "    doc_commands: [os-release]\n",
+        "    doc_commands: [os-release]\n    size_budget: {cpu: 4 MB}\n",
+    );
+    let report = stack.build(Variants::Default, BuildOptions::default()).await;
+    assert_eq!(
+        statuses(&report),
+        pairs(&[("base", "built"), ("tools", "failed"), ("app", "skipped by tools"), ("extra", "skipped by tools")])
+    );
+    let text = build::failures(&report);
+    assert!(text.contains("tools is 5."), "{text}");
+    assert!(text.contains("over its size budget of 4.0 MB by 982.4 kB"), "{text}");
+    assert!(text.contains("raise `images.tools.size_budget` in"), "{text}");
+    let engine = Engine::connect().await.unwrap();
+    let repository = stack.repository("tools");
+    assert!(engine.image(&format!("{repository}:{BUILD_TAG}")).await.unwrap().is_none());
+    assert!(engine.images_named(&repository).await.unwrap().is_empty(), "no tag of tools is left");
+    // A larger budget: the same inputs build (from the layer cache) and pass.
+    stack.stack.edit_spec("    size_budget: 4 MB\n", "    size_budget: 8 MB\n");
+    let report = stack.build(Variants::Default, BuildOptions::default()).await;
+    assert_eq!(
+        statuses(&report),
+        pairs(&[("base", "up to date"), ("tools", "built"), ("app", "built"), ("extra", "built")]),
+        "{}",
+        build::failures(&report)
+    );
+    // A budget lowered later fails the image even though it is up to date.
+    stack.stack.edit_spec("    size_budget: 8 MB\n", "    size_budget: 1 MB\n");
+    let report = stack.build(Variants::Default, BuildOptions::default()).await;
+    assert_eq!(statuses(&report)[1], ("tools".to_string(), "failed".to_string()));
 }

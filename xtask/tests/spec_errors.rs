@@ -177,6 +177,20 @@ fn the_fixture_is_valid() {
     "images/spec.yml:19:17",
     "is not an http(s) URL"
 )]
+#[case::bad_size_budget(
+    "    doc_commands: [os-release]\n",
+    "    doc_commands: [os-release]\n    size_budget: 2 gigs\n",
+    Code::InvalidValue,
+    "images/spec.yml:24:18",
+    "`2 gigs` is not a size\n  hint: write a number and a unit, such as `1.5 GB`"
+)]
+#[case::size_budget_for_a_variant_opted_out(
+    "    variants: [cpu]\n",
+    "    variants: [cpu]\n    size_budget: {cpu: 1 GB, gpu: 2 GB}\n",
+    Code::VariantOptOut,
+    "images/spec.yml:32:30",
+    "image `extra` has a size budget for variant `gpu` but is not built in it"
+)]
 fn refuses_bad_specs(
     #[case] from: &str,
     #[case] to: &str,

@@ -92,6 +92,8 @@ pub struct Image {
     /// The variants this image is built in, in the stack's order.
     pub variants: Vec<String>,
     pub doc_commands: Vec<String>,
+    /// The largest size, in bytes, the image may have in each variant that has a budget.
+    pub size_budgets: BTreeMap<String, u64>,
 }
 
 /// What an image is built on.
@@ -199,5 +201,47 @@ impl Spec {
         }
         args.extend(image.build_args.clone());
         args
+    }
+}
+
+/// Reads a size such as `1.5 GB`, `800MB` or `2 GiB` (decimal units as `docker images` shows
+/// them, binary ones with `i`) as bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok().filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    let factor: f64 = match unit.trim() {
+        "B" => 1.0,
+        "kB" | "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((number * factor).round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::parse_size;
+
+    #[rstest]
+    #[case("800 MB", Some(800_000_000))]
+    #[case("1.5GB", Some(1_500_000_000))]
+    #[case("2 GiB", Some(2 * 1024 * 1024 * 1024))]
+    #[case("512 KiB", Some(512 * 1024))]
+    #[case("10 kB", Some(10_000))]
+    #[case("42 B", Some(42))]
+    #[case("2 gigs", None)]
+    #[case("GB", None)]
+    #[case("-1 GB", None)]
+    #[case("1.2.3 GB", None)]
+    fn reads_sizes(#[case] text: &str, #[case] bytes: Option<u64>) {
+        assert_eq!(parse_size(text), bytes);
     }
 }

@@ -151,6 +151,17 @@ pub struct RawImage {
     pub variants: Option<Vec<String>>,
     #[serde(default)]
     pub doc_commands: Vec<String>,
+    /// The largest size the image may have, such as `1.5 GB`; or one per variant.
+    #[serde(default)]
+    pub size_budget: Option<RawBudget>,
+}
+
+/// One size budget for every variant, or one per variant.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawBudget {
+    Same(String),
+    PerVariant(IndexMap<String, String>),
 }
 
 /// One parent for every variant, or one per variant.

@@ -14,8 +14,10 @@ use globset::{GlobBuilder, GlobSetBuilder};
 use indexmap::IndexMap;
 
 use super::locate::{Locations, Pos};
-use super::raw::{BuildArgs, RawChanges, RawParent, RawSpec, DUPLICATE_KEY};
-use super::{Base, ChangeRules, Globs, Image, Parent, Spec, Stack, Variant, DEFAULT_PARENT_ARG, DEFAULT_VARIANT};
+use super::raw::{BuildArgs, RawBudget, RawChanges, RawImage, RawParent, RawSpec, DUPLICATE_KEY};
+use super::{
+    parse_size, Base, ChangeRules, Globs, Image, Parent, Spec, Stack, Variant, DEFAULT_PARENT_ARG, DEFAULT_VARIANT,
+};
 use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics, Location};
 use crate::{dockerfile, graph, reference};
 
@@ -554,6 +556,7 @@ impl Validator<'_> {
                 }
             }
             self.build_args(&key("build_args"), &image.build_args, stack, raw);
+            let size_budgets = self.size_budgets(name, image, &image_variants, variants);
             out.insert(
                 name.clone(),
                 Image {
@@ -566,11 +569,62 @@ impl Validator<'_> {
                     build_args: image.build_args.clone(),
                     variants: image_variants,
                     doc_commands: image.doc_commands.clone(),
+                    size_budgets,
                 },
             );
         }
         let _ = bases;
         out
+    }
+
+    /// An image's size budget per variant: one for all, or one per variant it is built in.
+    fn size_budgets(
+        &mut self,
+        name: &str,
+        image: &RawImage,
+        image_variants: &[String],
+        variants: &[String],
+    ) -> BTreeMap<String, u64> {
+        let mut budgets = BTreeMap::new();
+        let read = |this: &mut Self, text: &str, path: &[&str]| {
+            let size = parse_size(text);
+            if size.is_none() {
+                this.error(
+                    Code::InvalidValue,
+                    this.value(path),
+                    format!("`{text}` is not a size"),
+                    "write a number and a unit, such as `1.5 GB`, `800 MB` or `2 GiB`".into(),
+                );
+            }
+            size
+        };
+        match &image.size_budget {
+            None => {}
+            Some(RawBudget::Same(text)) => {
+                if let Some(size) = read(self, text, &["images", name, "size_budget"]) {
+                    budgets.extend(image_variants.iter().map(|variant| (variant.clone(), size)));
+                }
+            }
+            Some(RawBudget::PerVariant(map)) => {
+                for (variant, text) in map {
+                    let path = ["images", name, "size_budget", variant.as_str()];
+                    if !variants.contains(variant) {
+                        let location = self.key(&path);
+                        self.unknown_variant(variant, location, variants);
+                    } else if !image_variants.contains(variant) {
+                        self.error(
+                            Code::VariantOptOut,
+                            self.key(&path),
+                            format!("image `{name}` has a size budget for variant `{variant}` but is not built in it"),
+                            format!("remove the entry, or add `{variant}` to the image's `variants`"),
+                        );
+                    } else if let Some(size) = read(self, text, &path) {
+                        budgets.insert(variant.clone(), size);
+                    }
+                }
+            }
+        }
+        budgets
     }
 
     /// Build argument names must be valid and must not be the ones the build fills in itself.
