@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use xtask::engine::Engine;
+use xtask::git::Repo;
 use xtask::graph::{ImageGraph, NodeId};
 use xtask::report::Reporter;
 use xtask::spec::Spec;
@@ -20,9 +21,13 @@ pub async fn ensure_built(
     let nodes = xtask::build::with_ancestors(graph, nodes);
     let root = spec.dir.parent().map(PathBuf::from).unwrap_or_default();
     let reporter = Arc::new(Reporter::new(&root.join("target/xtask/logs")));
+    let repo = Repo::discover(&spec.dir).ok();
     let options = xtask::build::BuildOptions {
         jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2),
         ca_bundle: spec.stack.ca_bundle.clone().map(|p| spec.dir.join(p)).filter(|p| p.is_file()),
+        // The same provenance labels as `cargo xtask build` gives.
+        revision: repo.as_ref().and_then(Repo::revision),
+        source: repo.as_ref().and_then(Repo::source),
         ..Default::default()
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);
