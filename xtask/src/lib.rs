@@ -8,6 +8,7 @@ pub mod context;
 pub mod credentials;
 pub mod diagnostic;
 pub mod dockerfile;
+pub mod docs;
 pub mod engine;
 pub mod fixture;
 pub mod git;

@@ -4,6 +4,7 @@
 
 mod bench;
 mod build;
+mod docs;
 mod graph;
 mod plan;
 mod release;
@@ -43,6 +44,8 @@ pub enum Command {
     Tag(tag::Tag),
     /// Push tagged images that passed their tests, or promote a tested tag (`--promote`)
     Release(release::Release),
+    /// Write a Markdown page per image (build info, layers, packages, changes since the last release)
+    Docs(docs::Docs),
 
     /// Measure the tool's own speed (benchmarks that print figures)
     #[command(subcommand)]
@@ -174,6 +177,7 @@ impl Cli {
             Command::Graph(command) => command.run(self, out),
             Command::Tag(command) => command.run(self, out).await,
             Command::Release(command) => command.run(self, out).await,
+            Command::Docs(command) => command.run(self, out).await,
 
             Command::Bench(command) => command.run(self, out).await,
         }

@@ -174,7 +174,7 @@ impl Tag {
                     engine.tag(&image.id, &image.repository, tag).await?;
                 }
             }
-            writeln!(out, "{}  {}:{}", image.node, image.repository, image.tags.join(", "))?;
+            writeln!(out, "{}  {}  {}", image.node, image.repository, image.tags.join(", "))?;
         }
         if self.dry_run {
             writeln!(out, "dry run: no tag was moved")?;
