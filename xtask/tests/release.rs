@@ -372,3 +372,88 @@ async fn promotion_retags_in_the_registry_with_the_same_digest() {
     assert_ne!(release.digest("base", "stable"), old);
     assert_eq!(release.digest("tools", "stable"), release.digest("tools", "1.0-main"), "unchanged images stay");
 }
+
+#[tokio::test]
+async fn a_registry_that_goes_away_mid_push_is_retried_and_the_release_completes() {
+    let mut release = Release::new();
+    release.stack.stack.write(
+        "images/base/Dockerfile",
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo 3.11.2 > /python-version && head -c 150000000 /dev/urandom > /big\n",
+    );
+    release.build(Variants::Default).await;
+    succeeded(&release.run(&["tag", "--branch", "main"]));
+    let started = Instant::now();
+    let mut child = release.command(&["release", "--untested"], PASSWORD).spawn().unwrap();
+    let uploads = release.registry.repositories().join(&release.stack.namespace).join("base/_uploads");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_dir(&uploads).is_ok_and(|mut entries| entries.next().is_some()) {
+        assert!(Instant::now() < deadline, "no upload started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    release.registry.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(child.try_wait().unwrap().is_none(), "the release gave up at once");
+    release.registry.restart();
+    let output = child.wait_with_output().unwrap();
+    succeeded(&output);
+    eprintln!("release with the registry away for 2 s: {:.1} s", started.elapsed().as_secs_f64());
+    for image in &release.release_record().images {
+        let name = image.repository.rsplit('/').next().unwrap();
+        for tag in &image.tags {
+            assert!(release.complete(name, tag), "{name}:{tag} names blobs the registry lacks");
+        }
+    }
+}
+
+#[tokio::test]
+async fn release_to_another_registry_and_bad_arguments() {
+    let mut release = Release::new();
+    // The spec names another registry; --registry sends the same images here instead.
+    release.stack.stack.edit_spec(&format!("registry: {}", release.registry.host), "registry: registry.example.org");
+    release.stack.registry = "registry.example.org".into();
+    release.build(Variants::Default).await;
+    let unknown = release.run(&["tag", "nope", "--branch", "main"]);
+    assert_eq!(unknown.status.code(), Some(3), "{}", stderr(&unknown));
+    let variant = release.run(&["tag", "--variant", "tpu", "--branch", "main"]);
+    assert_eq!(variant.status.code(), Some(3), "{}", stderr(&variant));
+    succeeded(&release.run(&["tag", "base", "--branch", "main"]));
+    let url = format!("http://{}", release.registry.host);
+    succeeded(&release.run(&["release", "--registry", &url, "--untested"]));
+    let record = release.release_record();
+    assert_eq!(record.registry, release.registry.host);
+    assert_eq!(record.images.len(), 1, "only what was tagged: {record:?}");
+    assert_eq!(record.images[0].repository, format!("{}/{}/base", release.registry.host, release.stack.namespace));
+    assert_eq!(release.digest("base", "1.0-main"), record.images[0].digest);
+}
+
+#[tokio::test]
+async fn an_interrupted_tag_run_removes_its_containers_and_moves_no_tag() {
+    let release = Release::new();
+    release.stack.stack.edit_spec("lab: echo 4.2.5", "lab: sleep 60; echo 4.2.5");
+    release.build(Variants::Default).await;
+    let child = release.command(&["tag", "--branch", "main"], PASSWORD).spawn().unwrap();
+    let pid = child.id();
+    let engine = Engine::connect().await.unwrap();
+    let mine = || async {
+        let mut found = Vec::new();
+        for id in engine.containers_labelled(PROBE_LABEL).await.unwrap() {
+            if engine.container_label(&id, PROBE_LABEL).await.unwrap().as_deref() == Some(pid.to_string().as_str()) {
+                found.push(id);
+            }
+        }
+        found
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // base's python command runs first; wait until app's container (sleeping) is up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    while mine().await.is_empty() {
+        assert!(Instant::now() < deadline, "no version container started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(mine().await.is_empty(), "the interrupted run left its container");
+    let app = release.stack.repository("app");
+    assert!(engine.image(&format!("{app}:1.0-main")).await.unwrap().is_none(), "a tag was moved");
+}
