@@ -462,7 +462,8 @@ impl Engine {
     }
 
     /// Runs each shell command line of `commands` (`sh -c`) in one container of `image`, at most
-    /// `timeout` each, and returns their outputs in order. The container carries
+    /// `timeout` each, as the image's own user with its environment (what users of the image
+    /// see), and returns their outputs in order. The container carries
     /// [`PROBE_LABEL`] and is removed afterwards, whatever happened.
     pub async fn run_in_image(
         &self,
@@ -474,7 +475,6 @@ impl Engine {
             image: image.to_string(),
             entrypoint: Some(vec!["sh".into(), "-c".into(), "sleep 3600".into()]),
             cmd: Some(vec![]),
-            user: Some("0".into()),
             labels: HashMap::from([(PROBE_LABEL.to_string(), std::process::id().to_string())]),
             ..Default::default()
         };
