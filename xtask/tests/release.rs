@@ -289,17 +289,18 @@ async fn refused_credentials_push_nothing_and_print_no_secret() {
 }
 
 #[tokio::test]
-async fn a_release_killed_midway_moves_no_tag_and_a_rerun_completes() {
+async fn a_release_killed_midway_moves_no_tag_and_a_rerun_completes_without_uploading_again() {
     let mut release = Release::new();
-    // A layer big enough that the push is still uploading when the release is killed.
+    // base is pushed first and is small; tools has a layer big enough that its push is still
+    // uploading when the release is killed.
     release.stack.stack.write(
-        "images/base/Dockerfile",
-        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo 3.11.2 > /python-version && head -c 150000000 /dev/urandom > /big\n",
+        "images/tools/Dockerfile",
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo tools > /tools.txt && head -c 150000000 /dev/urandom > /big\n",
     );
     release.build(Variants::Default).await;
     succeeded(&release.run(&["tag", "--branch", "main"]));
     let mut child = release.command(&["release", "--untested"], PASSWORD).spawn().unwrap();
-    let uploads = release.registry.repositories().join(&release.stack.namespace).join("base/_uploads");
+    let uploads = release.registry.repositories().join(&release.stack.namespace).join("tools/_uploads");
     let deadline = Instant::now() + Duration::from_secs(120);
     while !std::fs::read_dir(&uploads).is_ok_and(|mut entries| entries.next().is_some()) {
         assert!(Instant::now() < deadline, "no upload started");
@@ -315,9 +316,19 @@ async fn a_release_killed_midway_moves_no_tag_and_a_rerun_completes() {
             assert_eq!(release.digest(name, tag), None, "{name}:{tag} was moved by a release that did not finish");
         }
     }
+    let base_pin = &record.images[0].pin;
+    assert!(release.complete("base", base_pin), "base was pushed completely before tools started");
 
+    let before = release.registry.access_log().len();
     let output = release.run(&["release", "--untested"]);
     succeeded(&output);
+    let rerun = release.registry.access_log()[before..].to_string();
+    let ns = &release.stack.namespace;
+    let uploads_to = |name: &str| {
+        rerun.lines().filter(|line| line.contains(&format!("\"POST /v2/{ns}/{name}/blobs/uploads/"))).count()
+    };
+    assert_eq!(uploads_to("base"), 0, "base's blobs were uploaded again:\n{rerun}");
+    assert!(uploads_to("tools") > 0, "tools' big layer had to be uploaded again:\n{rerun}");
     for image in &release.release_record().images {
         let name = image.repository.rsplit('/').next().unwrap();
         for tag in &image.tags {

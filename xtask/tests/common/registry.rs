@@ -18,10 +18,12 @@ pub struct Registry {
 
 const BINARY: &str = "/usr/bin/docker-registry";
 
+/// Starts the registry; its access log (one line per request) is appended to `access.log`.
 fn spawn(dir: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("access.log")).unwrap();
     Command::new(BINARY)
         .args(["serve", dir.join("config.yml").to_str().unwrap()])
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(log))
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
@@ -65,6 +67,11 @@ impl Registry {
     /// upload starts.
     pub fn repositories(&self) -> std::path::PathBuf {
         self.dir.path().join("data/docker/registry/v2/repositories")
+    }
+
+    /// Every request the registry has answered so far, one line each (`"POST /v2/... HTTP/1.1" 202`).
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
 
     /// Kills the registry at once, as a crash or a network cut would stop it.
