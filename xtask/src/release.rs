@@ -2,9 +2,9 @@
 //!
 //! Test results come from the harness's JUnit report (`STACK_JUNIT=<path> cargo test`): each
 //! `testcase`'s `classname` is the node (`image` or `image@variant`). An image whose tests
-//! failed is held back, and so is every image built on it; an image with no result is held
-//! back unless the caller accepts untested images. `--all-or-nothing` turns any hold into
-//! "push nothing".
+//! failed is held back, and so is every image built on it; an image with no result (or only
+//! skipped ones) is held back unless the caller accepts untested images. `--all-or-nothing`
+//! turns any hold into "push nothing".
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -128,7 +128,8 @@ pub fn decide(
     let mut out: Vec<(NodeId, Option<Hold>)> = nodes
         .iter()
         .map(|id| {
-            let counts = results.and_then(|r| r.get(&id.name));
+            // Only skipped tests (a GPU trial on a machine without one) is no test at all.
+            let counts = results.and_then(|r| r.get(&id.name)).filter(|c| c.passed > 0 || c.failed > 0);
             let hold = if let Some(c) = counts.filter(|c| c.failed > 0) {
                 Some(Hold::TestsFailed(c.failed))
             } else if let Some(ancestor) = graph.ancestors(id).into_iter().find(|a| failed.contains(a.name.as_str())) {
@@ -244,6 +245,10 @@ mod tests {
         assert_eq!(of("tools@gpu"), None, "untested, and accepted");
         let strict = holds(&decide(&graph, &nodes, Some(&results), false, false));
         assert_eq!(strict.iter().find(|(n, _)| n == "tools@gpu").unwrap().1, Some(Hold::Untested));
+        let mut skipped_only = results.clone();
+        skipped_only.insert("base".into(), Counts { passed: 0, failed: 0, skipped: 3 });
+        let strict = holds(&decide(&graph, &nodes, Some(&skipped_only), false, false));
+        assert_eq!(strict[0], ("base".to_string(), Some(Hold::Untested)), "every test skipped is no test");
     }
 
     #[test]
