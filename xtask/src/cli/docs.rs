@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
+use futures_util::StreamExt;
 
 use super::plan::Selector;
 use super::tag::built_images;
@@ -153,10 +154,17 @@ impl Docs {
         let work = async {
             let mut generated = Vec::new();
             let mut failures = Vec::new();
-            for (id, image) in built_images(&engine, &spec, &nodes).await? {
-                let (snapshot, failed) = current(&engine, &spec, &id, &image).await?;
+            let images = built_images(&engine, &spec, &nodes).await?;
+            // A few images at a time; results come back in the stack's order.
+            let results: Vec<_> = futures_util::stream::iter(images.iter())
+                .map(|(id, image)| current(&engine, &spec, id, image))
+                .buffered(super::probe_jobs())
+                .collect()
+                .await;
+            for ((id, _), result) in images.iter().zip(results) {
+                let (snapshot, failed) = result?;
                 failures.extend(failed);
-                generated.push((id, snapshot));
+                generated.push((id.clone(), snapshot));
             }
             Ok::<_, anyhow::Error>((generated, failures))
         };

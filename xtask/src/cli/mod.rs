@@ -101,6 +101,11 @@ pub fn work_dir(spec: &Spec) -> PathBuf {
     spec.dir.parent().map(Path::to_path_buf).unwrap_or_default().join("target").join("xtask")
 }
 
+/// How many images `tag` and `docs` run commands in at the same time: the number of CPUs.
+pub fn probe_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1)
+}
+
 /// Waits for Ctrl-C or SIGTERM.
 pub async fn interrupted() {
     #[cfg(unix)]

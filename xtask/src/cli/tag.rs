@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use clap::Args;
+use futures_util::StreamExt;
 
 use super::plan::Selector;
 use super::{interrupted, work_dir, Cli, StepError};
@@ -137,8 +138,17 @@ impl Tag {
             let images = built_images(&engine, &spec, &nodes).await?;
             let mut record = TagRecord { schema: TAG_RECORD_SCHEMA.into(), branch: branch.clone(), images: vec![] };
             let mut failures = Vec::new();
-            for (id, image) in &images {
-                match tags_of(&engine, &spec, id, image, &branch_tag).await {
+            // A few images at a time; results come back in the stack's order.
+            let computed: Vec<_> = futures_util::stream::iter(images.iter())
+                .map(|(id, image)| {
+                    let (engine, spec, branch_tag) = (&engine, &spec, &branch_tag);
+                    async move { (id, image, tags_of(engine, spec, id, image, branch_tag).await) }
+                })
+                .buffered(super::probe_jobs())
+                .collect()
+                .await;
+            for (id, image, result) in computed {
+                match result {
                     Ok((tags, notes)) => {
                         for note in notes {
                             eprintln!("{}: {note}", id.name);
