@@ -40,6 +40,11 @@ impl Credentials {
         }
     }
 
+    /// The secret, for the registry client's `Authorization` header only.
+    pub(crate) fn secret(&self) -> &str {
+        &self.secret
+    }
+
     /// The form the engine API takes.
     pub fn for_engine(&self) -> DockerCredentials {
         DockerCredentials {

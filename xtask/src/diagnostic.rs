@@ -55,6 +55,7 @@ pub enum Code {
     FromMismatch,
     ReservedBuildArg,
     UnknownDocCommand,
+    UnknownVersionTag,
     InvalidGlob,
 }
 
@@ -76,6 +77,7 @@ impl Code {
             Code::FromMismatch => "from-mismatch",
             Code::ReservedBuildArg => "reserved-build-arg",
             Code::UnknownDocCommand => "unknown-doc-command",
+            Code::UnknownVersionTag => "unknown-version-tag",
             Code::InvalidGlob => "invalid-glob",
         }
     }

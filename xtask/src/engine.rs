@@ -176,6 +176,25 @@ impl Session {
     }
 }
 
+/// The label on the short-lived containers [`Engine::run_in_image`] starts (value: the process
+/// ID), so an interrupted run can remove them.
+pub const PROBE_LABEL: &str = "xtask.stack.probe";
+
+/// One layer of an image, newest first as the engine reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    pub created_by: String,
+    pub size: i64,
+}
+
+/// A digest the registry knows an image by, as the engine recorded it after a push or pull.
+pub fn repo_digest(image: &ImageInspect, repository: &str) -> Option<String> {
+    image.repo_digests.as_ref()?.iter().find_map(|entry| {
+        let (name, digest) = entry.split_once('@')?;
+        (name == repository).then(|| digest.to_string())
+    })
+}
+
 /// A connection to the engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -430,6 +449,62 @@ impl Engine {
             .await
             .map_err(|e| EngineError::failed("listing containers labelled", key, e))?;
         Ok(containers.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// The layers of `image`, newest first (`docker history`).
+    pub async fn history(&self, image: &str) -> Result<Vec<Layer>, EngineError> {
+        let items = self
+            .docker
+            .image_history(image)
+            .await
+            .map_err(|e| EngineError::failed("reading the history of", image, e))?;
+        Ok(items.into_iter().map(|item| Layer { created_by: item.created_by, size: item.size }).collect())
+    }
+
+    /// Runs each shell command line of `commands` (`sh -c`) in one container of `image`, at most
+    /// `timeout` each, as the image's own user with its environment (what users of the image
+    /// see), and returns their outputs in order. The container carries
+    /// [`PROBE_LABEL`] and is removed afterwards, whatever happened.
+    pub async fn run_in_image(
+        &self,
+        image: &str,
+        commands: &[String],
+        timeout: std::time::Duration,
+    ) -> Result<Vec<ExecOutput>, EngineError> {
+        let request = ContainerRequest {
+            image: image.to_string(),
+            entrypoint: Some(vec!["sh".into(), "-c".into(), "sleep 3600".into()]),
+            cmd: Some(vec![]),
+            labels: HashMap::from([(PROBE_LABEL.to_string(), std::process::id().to_string())]),
+            ..Default::default()
+        };
+        let container = self.start_container(request).await?;
+        let mut outputs = Vec::new();
+        let mut result = Ok(());
+        for command in commands {
+            let exec = ExecRequest { cmd: vec!["sh".into(), "-c".into(), command.clone()], ..Default::default() };
+            match self.exec(&container, exec, timeout).await {
+                Ok(output) => outputs.push(output),
+                Err(error) => {
+                    result = Err(error);
+                    break;
+                }
+            }
+        }
+        self.remove_container(&container).await?;
+        result.map(|()| outputs)
+    }
+
+    /// Removes the containers this process started with [`Engine::run_in_image`] (after an
+    /// interrupt).
+    pub async fn remove_probes(&self) -> Result<(), EngineError> {
+        let mine = std::process::id().to_string();
+        for id in self.containers_labelled(PROBE_LABEL).await? {
+            if self.container_label(&id, PROBE_LABEL).await?.as_deref() == Some(mine.as_str()) {
+                self.remove_container(&id).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Points `repository:tag` at image `id`.

@@ -86,6 +86,12 @@ impl Repo {
         Some(if clean { head } else { format!("{head}-dirty") })
     }
 
+    /// The branch checked out; `None` on a detached HEAD.
+    pub fn branch(&self) -> Option<String> {
+        let name = self.git(&["rev-parse", "--abbrev-ref", "HEAD"]).ok()?.trim().to_string();
+        (!name.is_empty() && name != "HEAD").then_some(name)
+    }
+
     /// Where the repository comes from (`remote.origin.url`), credentials removed.
     pub fn source(&self) -> Option<String> {
         let url = self.git(&["config", "--get", "remote.origin.url"]).ok()?.trim().to_string();

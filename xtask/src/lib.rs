@@ -1,5 +1,5 @@
 //! The library behind `cargo xtask`: the image spec, the graph, change detection and planning
-//! (a pure core), and the renderers and commands built on them.
+//! (a pure core), and the renderers and commands built on them: build, tag, release, docs.
 
 pub mod bases;
 pub mod build;
@@ -8,13 +8,17 @@ pub mod context;
 pub mod credentials;
 pub mod diagnostic;
 pub mod dockerfile;
+pub mod docs;
 pub mod engine;
 pub mod fixture;
 pub mod git;
 pub mod graph;
 pub mod plan;
 pub mod reference;
+pub mod registry;
+pub mod release;
 pub mod render;
 pub mod report;
 pub mod scheduler;
 pub mod spec;
+pub mod tags;

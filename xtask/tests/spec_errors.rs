@@ -262,3 +262,37 @@ fn an_unreadable_spec_says_how_to_point_at_one() {
     assert_eq!(error.0[0].code, Code::Io);
     assert!(error.to_string().contains("--spec"), "{error}");
 }
+
+#[test]
+fn an_unknown_version_tag_is_placed_and_gets_a_suggestion() {
+    let stack = Stack::new();
+    stack.edit_spec(
+        "doc_commands:\n  os-release",
+        "version_tags:\n  python: python --version\ndoc_commands:\n  os-release",
+    );
+    stack.edit_spec("    doc_commands: [os-release]\n", "    doc_commands: [os-release]\n    version_tags: [pyhton]\n");
+    let errors = error_of(&stack);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let (code, location, text) = &errors[0];
+    assert_eq!((*code, location.as_str()), (Code::UnknownVersionTag, "images/spec.yml:24:20"), "{text}");
+    assert!(text.contains("unknown version tag `pyhton`") && text.contains("did you mean `python`?"), "{text}");
+}
+
+#[test]
+fn version_tags_are_inherited_along_the_parent_chain() {
+    let stack = Stack::new();
+    stack.edit_spec(
+        "doc_commands:\n  os-release",
+        "version_tags:\n  os: cat /os\n  app: cat /app\ndoc_commands:\n  os-release",
+    );
+    stack.edit_spec("    doc_commands: [os-release]\n", "    doc_commands: [os-release]\n    version_tags: [os]\n");
+    stack.edit_spec("    depends_on: [tools]\n", "    depends_on: [tools]\n    version_tags: [app, os]\n");
+    let spec = Spec::load(&stack.spec_file()).unwrap_or_else(|e| panic!("{e}"));
+    let names = |image: &str, variant: &str| -> Vec<String> {
+        spec.version_tags_of(image, variant).into_iter().map(|(name, _)| name.to_string()).collect()
+    };
+    assert_eq!(names("base", "cpu"), ["os"]);
+    assert_eq!(names("app", "gpu"), ["os", "app"], "the parent's first, each once");
+    assert_eq!(names("extra", "cpu"), ["os", "app"]);
+    assert!(names("tools", "cpu").is_empty(), "tools is built on the base, not on `base`");
+}

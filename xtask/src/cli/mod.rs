@@ -4,8 +4,11 @@
 
 mod bench;
 mod build;
+mod docs;
 mod graph;
 mod plan;
+mod release;
+mod tag;
 
 pub use build::BuildRunError;
 
@@ -37,6 +40,13 @@ pub enum Command {
     Build(build::Build),
     /// Draw the whole stack, variants included, as Graphviz dot or Mermaid
     Graph(graph::Graph),
+    /// Tag built images: branch, commit and date tags, and version tags computed inside each image
+    Tag(tag::Tag),
+    /// Push tagged images that passed their tests, or promote a tested tag (`--promote`)
+    Release(release::Release),
+    /// Write a Markdown page per image (build info, layers, packages, changes since the last release)
+    Docs(docs::Docs),
+
     /// Measure the tool's own speed (benchmarks that print figures)
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -59,8 +69,63 @@ pub enum ExitCode {
     /// The Docker engine cannot be reached, is too old, or refused an operation; or a base
     /// image cannot be had.
     Engine = 6,
+    /// An image the command needs was never built (or, for `release`, never tagged).
+    NotBuilt = 7,
+    /// Refused on purpose: a reserved branch, a version command that failed, failed tests with
+    /// `--all-or-nothing`, a promotion whose source is incomplete or whose target is taken.
+    Refused = 8,
+    /// The registry cannot be reached, refused the credentials, or a push failed after retries.
+    Registry = 9,
+    /// `docs --check` found stale pages, or a documentation command failed inside an image.
+    Docs = 10,
     /// Ctrl-C or SIGTERM stopped the run.
     Interrupted = 130,
+}
+
+/// How `tag`, `release` and `docs` end when not well; each maps to its exit code. The message
+/// says what, where and which command fixes it.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("{0}")]
+    NotBuilt(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Docs(String),
+    #[error("interrupted: the containers this run started were removed; no tag was moved after the interrupt")]
+    Interrupted,
+}
+
+/// Where commands keep their records and logs: `target/xtask/` next to the spec's folder.
+pub fn work_dir(spec: &Spec) -> PathBuf {
+    spec.dir.parent().map(Path::to_path_buf).unwrap_or_default().join("target").join("xtask")
+}
+
+/// How many images `tag` and `docs` run commands in at the same time: the number of CPUs.
+pub fn probe_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1)
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn interrupted() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(term) => {
+                    term.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 impl ExitCode {
@@ -75,6 +140,17 @@ impl ExitCode {
                 BuildRunError::Failed { .. } => ExitCode::BuildFailed,
                 BuildRunError::Interrupted => ExitCode::Interrupted,
             }
+        } else if let Some(step) = error.downcast_ref::<StepError>() {
+            match step {
+                StepError::NotBuilt(_) => ExitCode::NotBuilt,
+                StepError::Refused(_) => ExitCode::Refused,
+                StepError::Docs(_) => ExitCode::Docs,
+                StepError::Interrupted => ExitCode::Interrupted,
+            }
+        } else if error.downcast_ref::<crate::tags::TagError>().is_some() {
+            ExitCode::Refused
+        } else if error.downcast_ref::<crate::registry::RegistryError>().is_some() {
+            ExitCode::Registry
         } else if error.downcast_ref::<crate::engine::EngineError>().is_some()
             || error.downcast_ref::<crate::build::BuildError>().is_some()
         {
@@ -104,6 +180,10 @@ impl Cli {
             Command::Plan(command) => command.run(self, out),
             Command::Build(command) => command.run(self, out).await,
             Command::Graph(command) => command.run(self, out),
+            Command::Tag(command) => command.run(self, out).await,
+            Command::Release(command) => command.run(self, out).await,
+            Command::Docs(command) => command.run(self, out).await,
+
             Command::Bench(command) => command.run(self, out).await,
         }
     }

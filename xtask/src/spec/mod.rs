@@ -41,6 +41,8 @@ pub struct Spec {
     pub images: IndexMap<String, Image>,
     /// Documentation commands by name: shell command lines run inside an image.
     pub doc_commands: IndexMap<String, String>,
+    /// Version tag commands by name: their output, trimmed, makes the tag `<name>-<output>`.
+    pub version_tags: IndexMap<String, String>,
     pub changes: ChangeRules,
 }
 
@@ -94,6 +96,8 @@ pub struct Image {
     pub doc_commands: Vec<String>,
     /// The largest size, in bytes, the image may have in each variant that has a budget.
     pub size_budgets: BTreeMap<String, u64>,
+    /// Version tags declared on this image; children inherit them (see [`Spec::version_tags_of`]).
+    pub version_tags: Vec<String>,
 }
 
 /// What an image is built on.
@@ -191,6 +195,31 @@ impl Spec {
         let name = format!("{image}{suffix}");
         parts.push(&name);
         parts.join("/")
+    }
+
+    /// The version tags of `image` in `variant`, as `(name, command)`: those of its ancestors
+    /// along the parent chain first, then its own, each name once.
+    pub fn version_tags_of(&self, image: &str, variant: &str) -> Vec<(&str, &str)> {
+        let mut chain = Vec::new();
+        let mut current = self.images.get(image);
+        while let Some(found) = current {
+            chain.push(found);
+            current = match found.parents.get(variant) {
+                Some(Parent::Image(parent)) if chain.len() <= self.images.len() => self.images.get(parent),
+                _ => None,
+            };
+        }
+        let mut out: Vec<(&str, &str)> = Vec::new();
+        for found in chain.iter().rev() {
+            for name in &found.version_tags {
+                if let Some(command) = self.version_tags.get(name) {
+                    if !out.iter().any(|(seen, _)| seen == name) {
+                        out.push((name.as_str(), command.as_str()));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Build arguments for `image` in `variant`: stack-wide, then the variant's, then the image's.

@@ -59,6 +59,9 @@ pub struct RawSpec {
     pub images: IndexMap<String, RawImage>,
     #[serde(default, deserialize_with = "unique")]
     pub doc_commands: IndexMap<String, String>,
+    /// Commands run inside an image whose output becomes a tag (`python` -> `python-3.11.2`).
+    #[serde(default, deserialize_with = "unique")]
+    pub version_tags: IndexMap<String, String>,
     #[serde(default)]
     pub changes: RawChanges,
 }
@@ -154,6 +157,9 @@ pub struct RawImage {
     /// The largest size the image may have, such as `1.5 GB`; or one per variant.
     #[serde(default)]
     pub size_budget: Option<RawBudget>,
+    /// Version tags of this image, next to those it inherits from its parent.
+    #[serde(default)]
+    pub version_tags: Vec<String>,
 }
 
 /// One size budget for every variant, or one per variant.

@@ -174,6 +174,7 @@ impl Validator<'_> {
         for (name, variant) in &raw.variants {
             self.build_args(&["variants", name, "build_args"], &variant.build_args, &stack, &raw);
         }
+        self.version_tag_names(&raw);
         let changes = self.changes(&raw.changes);
         let spec = Spec {
             file: self.file.to_path_buf(),
@@ -184,6 +185,7 @@ impl Validator<'_> {
             bases,
             images,
             doc_commands: raw.doc_commands,
+            version_tags: raw.version_tags,
             changes,
         };
         if stack_valid {
@@ -537,23 +539,14 @@ impl Validator<'_> {
                     }
                 }
             }
-            // Documentation commands.
+            // Documentation commands and version tags.
             for (i, command) in image.doc_commands.iter().enumerate() {
-                if !raw.doc_commands.contains_key(command) {
-                    let location = self.value(&["images", name, "doc_commands", &i.to_string()]);
-                    let hint = match did_you_mean(command, raw.doc_commands.keys().map(String::as_str)) {
-                        Some(best) => {
-                            format!("did you mean `{best}`? Declare commands under the top-level `doc_commands`")
-                        }
-                        None => "declare it under the top-level `doc_commands`".into(),
-                    };
-                    self.error(
-                        Code::UnknownDocCommand,
-                        location,
-                        format!("unknown documentation command `{command}`"),
-                        hint,
-                    );
-                }
+                let path = ["images", name.as_str(), "doc_commands", &i.to_string()];
+                self.declared(&raw.doc_commands, command, &path, Code::UnknownDocCommand, "doc_commands");
+            }
+            for (i, tag) in image.version_tags.iter().enumerate() {
+                let path = ["images", name.as_str(), "version_tags", &i.to_string()];
+                self.declared(&raw.version_tags, tag, &path, Code::UnknownVersionTag, "version_tags");
             }
             self.build_args(&key("build_args"), &image.build_args, stack, raw);
             let size_budgets = self.size_budgets(name, image, &image_variants, variants);
@@ -570,6 +563,7 @@ impl Validator<'_> {
                     variants: image_variants,
                     doc_commands: image.doc_commands.clone(),
                     size_budgets,
+                    version_tags: image.version_tags.clone(),
                 },
             );
         }
@@ -625,6 +619,44 @@ impl Validator<'_> {
             }
         }
         budgets
+    }
+
+    /// `name` (listed by an image at `path`) must be declared under the top-level `section`.
+    fn declared(&mut self, declared: &IndexMap<String, String>, name: &str, path: &[&str], code: Code, section: &str) {
+        if declared.contains_key(name) {
+            return;
+        }
+        let what = if code == Code::UnknownVersionTag { "version tag" } else { "documentation command" };
+        let hint = match did_you_mean(name, declared.keys().map(String::as_str)) {
+            Some(best) => format!("did you mean `{best}`? Declare {what}s under the top-level `{section}`"),
+            None => format!("declare it under the top-level `{section}`"),
+        };
+        self.error(code, self.value(path), format!("unknown {what} `{name}`"), hint);
+    }
+
+    /// Version tag names start tags (`python` makes `python-3.11.2`): Docker's tag characters.
+    fn version_tag_names(&mut self, raw: &RawSpec) {
+        for (name, command) in &raw.version_tags {
+            let valid = name.len() <= 64
+                && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !valid {
+                self.error(
+                    Code::InvalidValue,
+                    self.key(&["version_tags", name]),
+                    format!("`{name}` is not a valid version tag name"),
+                    "version tag names start tags: letters, digits, `.`, `_` and `-`, such as `python` or `lab`".into(),
+                );
+            }
+            if command.trim().is_empty() {
+                self.error(
+                    Code::InvalidValue,
+                    self.value(&["version_tags", name]),
+                    format!("version tag `{name}` has an empty command"),
+                    "write a shell command that prints the version, such as `python -c 'import platform; print(platform.python_version())'`".into(),
+                );
+            }
+        }
     }
 
     /// Build argument names must be valid and must not be the ones the build fills in itself.

@@ -1,0 +1,485 @@
+//! The documentation pages of `cargo xtask docs`, and what changed between releases. Pure.
+//!
+//! Each image (node) gets a [`Snapshot`]: build info from its labels, its layers, the output of
+//! each documentation command, and the packages read from those outputs. The snapshot is kept
+//! next to the page (`docs/images/<file>.json`); the next run reads it back as the previous
+//! release when the image changed, so every page says what was added, removed, upgraded or
+//! downgraded and how the size moved. Regenerating for the same image gives the same bytes
+//! (no clock, no host), which is what `docs --check` relies on.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::graph::ImageGraph;
+use crate::report::human_size;
+use crate::spec::Spec;
+
+pub const SNAPSHOT_SCHEMA: &str = "stack-image-doc/v1";
+/// Outputs longer than this are folded in `<details>`.
+pub const FOLD_LINES: usize = 20;
+/// How many releases the history keeps per image.
+pub const HISTORY: usize = 20;
+
+/// Name to version.
+pub type Packages = BTreeMap<String, String>;
+
+/// One documentation command's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    pub name: String,
+    pub command: String,
+    /// `None` when it succeeded; else what went wrong (exit code, timeout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    pub output: String,
+    /// Read from the output when every line is a `name version` pair.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<Packages>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    pub created_by: String,
+    pub size: i64,
+}
+
+/// What a release of an image was, as far as the next one compares with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub id: String,
+    pub created: String,
+    pub size: i64,
+    pub tags: Vec<String>,
+    /// Packages per documentation command.
+    pub packages: BTreeMap<String, Packages>,
+}
+
+/// Everything a page shows, and what the next run compares with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub schema: String,
+    pub node: String,
+    pub image: String,
+    pub variant: String,
+    pub repository: String,
+    pub description: Option<String>,
+    /// The parent's pin and ID (`xtask.stack.parent`), or the base.
+    pub parent: String,
+    pub revision: Option<String>,
+    /// The registry digest, once pushed or pulled.
+    pub digest: Option<String>,
+    pub current: Release,
+    /// Oldest first.
+    pub layers: Vec<Layer>,
+    pub sections: Vec<Section>,
+    /// The release before this one, if any was documented.
+    pub previous: Option<Release>,
+    /// Every documented release of this image, oldest first, this one last.
+    pub history: Vec<HistoryEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub id: String,
+    pub created: String,
+    pub size: i64,
+    pub tags: Vec<String>,
+}
+
+/// Reads `name==version`, `name<TAB>version` or `name version` lines (pip freeze, dpkg-query,
+/// R); `None` unless every non-empty line is one of them.
+pub fn parse_packages(output: &str) -> Option<Packages> {
+    let mut out = Packages::new();
+    for line in output.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        let (name, version) = match line.split_once("==") {
+            Some((name, version)) => (name.trim(), version.trim()),
+            None => {
+                let mut words = line.split_whitespace();
+                let (Some(name), Some(version), None) = (words.next(), words.next(), words.next()) else {
+                    return None;
+                };
+                (name, version)
+            }
+        };
+        if name.is_empty() || version.is_empty() || name.contains(char::is_whitespace) {
+            return None;
+        }
+        out.insert(name.to_string(), version.to_string());
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Compares versions part by part, numbers as numbers (`1.10` after `1.9`).
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    let parts = |v: &str| -> Vec<String> {
+        v.split(|c: char| !c.is_ascii_alphanumeric()).filter(|p| !p.is_empty()).map(str::to_string).collect()
+    };
+    let (a, b) = (parts(a), parts(b));
+    for (x, y) in a.iter().zip(&b) {
+        let order = match (x.parse::<u64>(), y.parse::<u64>()) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            _ => x.cmp(y),
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Packages added, removed, upgraded and downgraded between two lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackageDiff {
+    pub added: Vec<(String, String)>,
+    pub removed: Vec<(String, String)>,
+    /// `(name, old, new)`.
+    pub upgraded: Vec<(String, String, String)>,
+    pub downgraded: Vec<(String, String, String)>,
+}
+
+impl PackageDiff {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.upgraded.is_empty() && self.downgraded.is_empty()
+    }
+}
+
+pub fn diff(old: &Packages, new: &Packages) -> PackageDiff {
+    let mut out = PackageDiff::default();
+    for (name, version) in new {
+        match old.get(name) {
+            None => out.added.push((name.clone(), version.clone())),
+            Some(before) if before != version => {
+                let change = (name.clone(), before.clone(), version.clone());
+                if compare_versions(version, before) == Ordering::Less {
+                    out.downgraded.push(change);
+                } else {
+                    out.upgraded.push(change);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, version) in old {
+        if !new.contains_key(name) {
+            out.removed.push((name.clone(), version.clone()));
+        }
+    }
+    out
+}
+
+/// The snapshot to write: `current` with its previous release and history taken from the
+/// committed snapshot. The same image again keeps the committed comparison (so regenerating is
+/// stable); a new image makes the committed one its previous release.
+pub fn next_snapshot(committed: Option<&Snapshot>, mut current: Snapshot) -> Snapshot {
+    let entry = HistoryEntry {
+        id: current.current.id.clone(),
+        created: current.current.created.clone(),
+        size: current.current.size,
+        tags: current.current.tags.clone(),
+    };
+    match committed {
+        Some(old) if old.current.id == current.current.id => {
+            current.previous = old.previous.clone();
+            current.history = old.history.clone();
+            if let Some(last) = current.history.last_mut() {
+                *last = entry;
+            }
+        }
+        Some(old) => {
+            current.previous = Some(old.current.clone());
+            current.history = old.history.clone();
+            current.history.push(entry);
+        }
+        None => {
+            current.previous = None;
+            current.history = vec![entry];
+        }
+    }
+    if current.history.len() > HISTORY {
+        let extra = current.history.len() - HISTORY;
+        current.history.drain(..extra);
+    }
+    current
+}
+
+/// The page and snapshot file name of a node: `<image>` or `<image>-<variant>`.
+pub fn file_stem(spec: &Spec, image: &str, variant: &str) -> String {
+    if variant == spec.default_variant() {
+        image.to_string()
+    } else {
+        format!("{image}-{variant}")
+    }
+}
+
+fn short(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
+fn cell(text: &str) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|");
+    if flat.chars().count() > 120 {
+        format!("{}…", flat.chars().take(119).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+fn signed_size(delta: i64) -> String {
+    match delta.cmp(&0) {
+        Ordering::Greater => format!("+{}", human_size(delta)),
+        Ordering::Less => human_size(delta),
+        Ordering::Equal => "no change".into(),
+    }
+}
+
+fn fence(text: &str) -> String {
+    let body = text.trim_end();
+    let ticks = if body.contains("```") { "~~~~" } else { "```" };
+    let lines = body.lines().count();
+    let block = format!("{ticks}text\n{body}\n{ticks}\n");
+    if lines > FOLD_LINES {
+        format!("<details><summary>{lines} lines</summary>\n\n{block}\n</details>\n")
+    } else {
+        block
+    }
+}
+
+/// The changes of `snapshot` since its previous release, as Markdown (a heading level below `level`).
+pub fn changes(snapshot: &Snapshot, level: &str) -> String {
+    let Some(previous) = &snapshot.previous else {
+        return "First documented release.\n".into();
+    };
+    let mut out = format!(
+        "Since {} ({}{}): size {} → {} ({}).\n",
+        short(&previous.id),
+        previous.created.get(..10).unwrap_or(&previous.created),
+        if previous.tags.is_empty() { String::new() } else { format!(", {}", previous.tags.join(", ")) },
+        human_size(previous.size),
+        human_size(snapshot.current.size),
+        signed_size(snapshot.current.size - previous.size)
+    );
+    let mut names: Vec<&String> = previous.packages.keys().chain(snapshot.current.packages.keys()).collect();
+    names.sort();
+    names.dedup();
+    let empty = Packages::new();
+    for name in names {
+        let old = previous.packages.get(name).unwrap_or(&empty);
+        let new = snapshot.current.packages.get(name).unwrap_or(&empty);
+        let change = diff(old, new);
+        if change.is_empty() {
+            out.push_str(&format!("\n{level} {name}\n\nNo package changed.\n"));
+            continue;
+        }
+        out.push_str(&format!(
+            "\n{level} {name}\n\n| change | package | before | after |\n| --- | --- | --- | --- |\n"
+        ));
+        for (package, version) in &change.added {
+            out.push_str(&format!("| added | {} | | {} |\n", cell(package), cell(version)));
+        }
+        for (package, version) in &change.removed {
+            out.push_str(&format!("| removed | {} | {} | |\n", cell(package), cell(version)));
+        }
+        for (kind, list) in [("upgraded", &change.upgraded), ("downgraded", &change.downgraded)] {
+            for (package, before, after) in list {
+                out.push_str(&format!("| {kind} | {} | {} | {} |\n", cell(package), cell(before), cell(after)));
+            }
+        }
+    }
+    out
+}
+
+/// One image's page.
+pub fn page(snapshot: &Snapshot) -> String {
+    let s = snapshot;
+    let mut out = format!("# {}\n\n", s.node);
+    out.push_str("<!-- Generated by `cargo xtask docs`; edit images/spec.yml or the image, not this file. -->\n\n");
+    if let Some(description) = &s.description {
+        out.push_str(&format!("{description}\n\n"));
+    }
+    out.push_str("## Build\n\n| | |\n| --- | --- |\n");
+    let mut row = |key: &str, value: String| out.push_str(&format!("| {key} | {} |\n", cell(&value)));
+    row("repository", format!("`{}`", s.repository));
+    row("tags", s.current.tags.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", "));
+    row("image ID", format!("`{}`", s.current.id));
+    if let Some(digest) = &s.digest {
+        row("digest", format!("`{digest}`"));
+    }
+    row("variant", s.variant.clone());
+    row("parent", format!("`{}`", s.parent));
+    row("size", human_size(s.current.size));
+    row("created", s.current.created.clone());
+    if let Some(revision) = &s.revision {
+        row("commit", format!("`{revision}`"));
+    }
+    out.push_str("\n## Changes since the previous release\n\n");
+    out.push_str(&changes(s, "###"));
+    out.push_str("\n## Layers\n\n| # | created by | size | cumulative |\n| --- | --- | --- | --- |\n");
+    let mut total = 0;
+    for (i, layer) in s.layers.iter().enumerate() {
+        total += layer.size;
+        let created_by = if layer.created_by.trim().is_empty() {
+            "(imported root file system)".to_string()
+        } else {
+            format!("`{}`", cell(&layer.created_by).replace('`', "'"))
+        };
+        out.push_str(&format!("| {} | {created_by} | {} | {} |\n", i + 1, human_size(layer.size), human_size(total)));
+    }
+    for section in &s.sections {
+        out.push_str(&format!("\n## {}\n\n`{}`", section.name, section.command.replace('`', "'")));
+        if let Some(packages) = &section.packages {
+            let n = packages.len();
+            out.push_str(&format!(" ({n} package{})", if n == 1 { "" } else { "s" }));
+        }
+        out.push_str("\n\n");
+        if let Some(failure) = &section.failure {
+            out.push_str(&format!("**This command failed inside the image: {failure}.**\n\n"));
+        }
+        if section.output.trim().is_empty() {
+            out.push_str("(no output)\n");
+        } else {
+            out.push_str(&fence(&section.output));
+        }
+    }
+    out
+}
+
+/// The index: the stack's graph, every documented image and its release history.
+pub fn index(spec: &Spec, graph: &ImageGraph, snapshots: &[Snapshot]) -> String {
+    let mut out = String::from("# Images\n\n<!-- Generated by `cargo xtask docs`. -->\n\n");
+    out.push_str("```mermaid\n");
+    out.push_str(&crate::render::graph::mermaid(spec, graph));
+    out.push_str("```\n\n| image | variant | size | tags | changes |\n| --- | --- | --- | --- | --- |\n");
+    for s in snapshots {
+        let stem = file_stem(spec, &s.image, &s.variant);
+        let change = match &s.previous {
+            None => "first release".to_string(),
+            Some(previous) => signed_size(s.current.size - previous.size),
+        };
+        out.push_str(&format!(
+            "| [{}]({stem}.md) | {} | {} | {} | {} |\n",
+            s.node,
+            s.variant,
+            human_size(s.current.size),
+            cell(&s.current.tags.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")),
+            change
+        ));
+    }
+    out.push_str(
+        "\n## Release history\n\n| image | image ID | created | size | tags |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for s in snapshots {
+        for entry in s.history.iter().rev() {
+            out.push_str(&format!(
+                "| {} | `{}` | {} | {} | {} |\n",
+                s.node,
+                short(&entry.id),
+                entry.created.get(..10).unwrap_or(&entry.created),
+                human_size(entry.size),
+                cell(&entry.tags.join(", "))
+            ));
+        }
+    }
+    out
+}
+
+/// The release notes: what changed in each image since its previous release.
+pub fn release_notes(snapshots: &[Snapshot]) -> String {
+    let mut out = String::from("# Release notes\n\n<!-- Generated by `cargo xtask docs`. -->\n");
+    for s in snapshots {
+        out.push_str(&format!("\n## {}\n\n", s.node));
+        out.push_str(&changes(s, "###"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::pip("jupyterlab==4.2.5\nnumpy==2.1.0\n", Some(&[("jupyterlab", "4.2.5"), ("numpy", "2.1.0")][..]))]
+    #[case::dpkg("bash\t5.2.15-2+b7\nlibc6\t2.36-9\n", Some(&[("bash", "5.2.15-2+b7"), ("libc6", "2.36-9")][..]))]
+    #[case::r("base 4.2.2\nggplot2 3.5.1\n", Some(&[("base", "4.2.2"), ("ggplot2", "3.5.1")][..]))]
+    #[case::prose("R version 4.2.2 (2022-10-31)\nCopyright\n", None)]
+    #[case::empty("\n", None)]
+    fn reads_package_lists(#[case] output: &str, #[case] expected: Option<&[(&str, &str)]>) {
+        let expected = expected.map(|list| list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect());
+        assert_eq!(parse_packages(output), expected);
+    }
+
+    #[rstest]
+    #[case("1.10", "1.9", Ordering::Greater)]
+    #[case("2.36-9", "2.36-10", Ordering::Less)]
+    #[case("4.2.5", "4.2.5", Ordering::Equal)]
+    #[case("1.0", "1.0.1", Ordering::Less)]
+    fn compares_versions(#[case] a: &str, #[case] b: &str, #[case] expected: Ordering) {
+        assert_eq!(compare_versions(a, b), expected);
+    }
+
+    fn packages(list: &[(&str, &str)]) -> Packages {
+        list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn diffs_package_lists() {
+        let old = packages(&[("a", "1.0"), ("b", "2.0"), ("c", "1.10"), ("gone", "1")]);
+        let new = packages(&[("a", "1.0"), ("b", "2.1"), ("c", "1.9"), ("new", "0.1")]);
+        let change = diff(&old, &new);
+        assert_eq!(change.added, [("new".to_string(), "0.1".to_string())]);
+        assert_eq!(change.removed, [("gone".to_string(), "1".to_string())]);
+        assert_eq!(change.upgraded, [("b".to_string(), "2.0".to_string(), "2.1".to_string())]);
+        assert_eq!(change.downgraded, [("c".to_string(), "1.10".to_string(), "1.9".to_string())]);
+        assert!(diff(&new, &new).is_empty());
+    }
+
+    fn snapshot(id: &str, size: i64, list: &[(&str, &str)]) -> Snapshot {
+        Snapshot {
+            schema: SNAPSHOT_SCHEMA.into(),
+            node: "base".into(),
+            image: "base".into(),
+            variant: "cpu".into(),
+            repository: "r/base".into(),
+            description: None,
+            parent: "debian".into(),
+            revision: None,
+            digest: None,
+            current: Release {
+                id: id.into(),
+                created: "2026-11-21T00:00:00Z".into(),
+                size,
+                tags: vec![],
+                packages: BTreeMap::from([("pip".to_string(), packages(list))]),
+            },
+            layers: vec![],
+            sections: vec![],
+            previous: None,
+            history: vec![],
+        }
+    }
+
+    #[test]
+    fn the_previous_release_moves_only_when_the_image_changes() {
+        let first = next_snapshot(None, snapshot("sha256:1", 100, &[("a", "1")]));
+        assert_eq!((first.previous.is_none(), first.history.len()), (true, 1));
+        let again = next_snapshot(Some(&first), snapshot("sha256:1", 100, &[("a", "1")]));
+        assert_eq!(again, first, "regenerating for the same image changes nothing");
+        let second = next_snapshot(Some(&first), snapshot("sha256:2", 150, &[("a", "1"), ("b", "2")]));
+        assert_eq!(second.previous.as_ref().map(|p| p.id.as_str()), Some("sha256:1"));
+        assert_eq!(second.history.len(), 2);
+        let text = changes(&second, "###");
+        assert!(text.contains("size 100 B → 150 B (+50 B)"), "{text}");
+        assert!(text.contains("| added | b | | 2 |"), "{text}");
+        assert_eq!(next_snapshot(Some(&second), snapshot("sha256:2", 150, &[("a", "1"), ("b", "2")])), second);
+    }
+
+    #[test]
+    fn long_outputs_are_folded() {
+        let long: String = (0..30).map(|i| format!("line {i}\n")).collect();
+        assert!(fence(&long).starts_with("<details><summary>30 lines</summary>"));
+        assert!(fence("short\n").starts_with("```text\nshort\n```"));
+    }
+}

@@ -1,0 +1,363 @@
+//! The registry's HTTP API (distribution v2), for what the engine cannot do: read a manifest by
+//! tag or digest, and put that same manifest under another tag. That is how `release` moves tags
+//! only after everything they name is uploaded, and how promotion keeps the digest identical.
+//!
+//! Blocking (ureq), so async callers run it on tokio's blocking pool. Handles Basic and Bearer
+//! token authentication through `WWW-Authenticate` challenges, and retries transient failures
+//! (connection errors, 429 and 5xx) with exponential backoff. Secrets never reach a message:
+//! errors name the user and where the credentials came from, never the password or token.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::credentials::Credentials;
+
+/// The manifest formats `release` copies between tags, single-platform and multi-platform.
+pub const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+];
+
+/// How often a transient failure is tried again, and the first pause (doubled each time).
+pub const RETRIES: u32 = 4;
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot reach the registry {registry}: {reason}\n  hint: check the address (`--registry` or `stack.registry`) and that the registry is up; transient failures were retried {RETRIES} times")]
+    Unreachable { registry: String, reason: String },
+    #[error("the registry {registry} refused {who}; nothing was pushed\n  hint: set STACK_REGISTRY_USERNAME and STACK_REGISTRY_PASSWORD, or `docker login {registry}` (credential helpers are used too)")]
+    Unauthorized { registry: String, who: String },
+    #[error("{operation} {target} on {registry}: HTTP {status}: {message}")]
+    Failed { registry: String, operation: &'static str, target: String, status: u16, message: String },
+}
+
+/// A manifest exactly as the registry stored it: the bytes are what the digest covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+    /// `sha256:...` of `bytes`.
+    pub digest: String,
+}
+
+/// A client for one registry.
+pub struct Registry {
+    /// `host[:port]`, as image references name it.
+    pub host: String,
+    base: String,
+    agent: ureq::Agent,
+    credentials: Option<Credentials>,
+    /// `Authorization` values by scope, once a challenge was answered.
+    auth: Mutex<HashMap<String, String>>,
+}
+
+/// `http` for loopback registries (as the engine allows), `https` for the rest; an explicit
+/// `http://` or `https://` wins. Returns `(host, base URL)`.
+pub fn address(registry: &str) -> (String, String) {
+    if let Some(host) = registry.strip_prefix("http://") {
+        let host = host.trim_end_matches('/');
+        return (host.to_string(), format!("http://{host}"));
+    }
+    if let Some(host) = registry.strip_prefix("https://") {
+        let host = host.trim_end_matches('/');
+        return (host.to_string(), format!("https://{host}"));
+    }
+    let host = registry.trim_end_matches('/');
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    let loopback = name == "localhost" || name.starts_with("127.") || name == "[::1]";
+    (host.to_string(), format!("{}://{host}", if loopback { "http" } else { "https" }))
+}
+
+/// A `WWW-Authenticate` challenge: its scheme and parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub scheme: String,
+    pub params: HashMap<String, String>,
+}
+
+/// Parses `Bearer realm="https://auth",service="registry",scope="repository:a:pull"`.
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    let mut params = HashMap::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        let after = after.trim_start();
+        let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"')?;
+            (&quoted[..end], &quoted[end + 1..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        params.insert(key.trim().to_ascii_lowercase(), value.to_string());
+        rest = remaining.trim_start().trim_start_matches(',').trim_start();
+    }
+    Some(Challenge { scheme: scheme.to_ascii_lowercase(), params })
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
+/// One HTTP answer, read whole (manifests and tokens are small).
+struct Answer {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+enum Method<'a> {
+    Get,
+    Head,
+    Put { content_type: &'a str, body: &'a [u8] },
+}
+
+impl Registry {
+    pub fn new(registry: &str, credentials: Option<Credentials>) -> Registry {
+        let (host, base) = address(registry);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Registry { host, base, agent, credentials, auth: Mutex::new(HashMap::new()) }
+    }
+
+    fn who(&self) -> String {
+        match &self.credentials {
+            Some(c) => format!("the credentials of `{}` (from {})", c.username, c.origin),
+            None => "anonymous access (no credentials found for it)".into(),
+        }
+    }
+
+    fn unauthorized(&self) -> RegistryError {
+        RegistryError::Unauthorized { registry: self.host.clone(), who: self.who() }
+    }
+
+    /// One exchange, tried again on transient failures.
+    fn exchange(
+        &self,
+        method: &Method<'_>,
+        url: &str,
+        accept: &str,
+        auth: Option<&str>,
+    ) -> Result<Answer, RegistryError> {
+        let mut pause = FIRST_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            let result = self.once(method, url, accept, auth);
+            let transient = match &result {
+                Ok(answer) => matches!(answer.status, 429 | 500 | 502 | 503 | 504),
+                Err(_) => true,
+            };
+            if !transient || attempt >= RETRIES {
+                return result.map_err(|reason| RegistryError::Unreachable { registry: self.host.clone(), reason });
+            }
+            attempt += 1;
+            std::thread::sleep(pause);
+            pause *= 2;
+        }
+    }
+
+    fn once(&self, method: &Method<'_>, url: &str, accept: &str, auth: Option<&str>) -> Result<Answer, String> {
+        let response = match method {
+            Method::Get => {
+                let mut request = self.agent.get(url).header("Accept", accept);
+                if let Some(auth) = auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.call()
+            }
+            Method::Head => {
+                let mut request = self.agent.head(url).header("Accept", accept);
+                if let Some(auth) = auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.call()
+            }
+            Method::Put { content_type, body } => {
+                let mut request = self.agent.put(url).header("Content-Type", *content_type);
+                if let Some(auth) = auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.send(*body)
+            }
+        };
+        let mut response = response.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str().to_ascii_lowercase(), value.to_str().unwrap_or_default().to_string()))
+            .collect();
+        let body = if matches!(method, Method::Head) {
+            Vec::new()
+        } else {
+            response.body_mut().with_config().limit(64 << 20).read_to_vec().map_err(|e| e.to_string())?
+        };
+        Ok(Answer { status, headers, body })
+    }
+
+    /// An exchange under `scope`, answering an authentication challenge once.
+    fn request(&self, method: Method<'_>, path: &str, scope: &str) -> Result<Answer, RegistryError> {
+        let url = format!("{}{path}", self.base);
+        let accept = MANIFEST_TYPES.join(", ");
+        let cached = self.auth.lock().ok().and_then(|auth| auth.get(scope).cloned());
+        let answer = self.exchange(&method, &url, &accept, cached.as_deref())?;
+        if answer.status != 401 {
+            return Ok(answer);
+        }
+        let challenge = answer.headers.get("www-authenticate").and_then(|h| parse_challenge(h));
+        let authorization = match challenge {
+            Some(challenge) if challenge.scheme == "basic" => self.basic().ok_or_else(|| self.unauthorized())?,
+            Some(challenge) if challenge.scheme == "bearer" => self.token(&challenge, scope)?,
+            _ => return Err(self.unauthorized()),
+        };
+        let answer = self.exchange(&method, &url, &accept, Some(&authorization))?;
+        if answer.status == 401 {
+            return Err(self.unauthorized());
+        }
+        if let Ok(mut auth) = self.auth.lock() {
+            auth.insert(scope.to_string(), authorization);
+        }
+        Ok(answer)
+    }
+
+    fn basic(&self) -> Option<String> {
+        let c = self.credentials.as_ref()?;
+        let pair = format!("{}:{}", c.username, c.secret());
+        Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)))
+    }
+
+    /// A Bearer token from the challenge's realm, for `scope`.
+    fn token(&self, challenge: &Challenge, scope: &str) -> Result<String, RegistryError> {
+        let realm = challenge.params.get("realm").ok_or_else(|| self.unauthorized())?;
+        let mut url = format!("{realm}?");
+        if let Some(service) = challenge.params.get("service") {
+            url.push_str(&format!("service={}&", encode(service)));
+        }
+        if !scope.is_empty() {
+            url.push_str(&format!("scope={}", encode(scope)));
+        }
+        let answer = self.exchange(&Method::Get, &url, "application/json", self.basic().as_deref())?;
+        if answer.status == 401 || answer.status == 403 {
+            return Err(self.unauthorized());
+        }
+        let json: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|_| self.unauthorized())?;
+        let token = json.get("token").or_else(|| json.get("access_token")).and_then(|t| t.as_str());
+        token.map(|t| format!("Bearer {t}")).ok_or_else(|| self.unauthorized())
+    }
+
+    fn failed(&self, operation: &'static str, target: &str, answer: &Answer) -> RegistryError {
+        let message = String::from_utf8_lossy(&answer.body).chars().take(300).collect::<String>();
+        RegistryError::Failed {
+            registry: self.host.clone(),
+            operation,
+            target: target.to_string(),
+            status: answer.status,
+            message: message.trim().to_string(),
+        }
+    }
+
+    /// Checks that the registry answers and accepts the credentials for pushing to
+    /// `repository` (a path under the registry, `org/notebooks/base-notebook`).
+    pub fn check_access(&self, repository: &str) -> Result<(), RegistryError> {
+        let scope = format!("repository:{repository}:pull,push");
+        let answer = self.request(Method::Get, "/v2/", &scope)?;
+        match answer.status {
+            200..=299 => Ok(()),
+            401 | 403 => Err(self.unauthorized()),
+            _ => Err(self.failed("checking access to", "/v2/", &answer)),
+        }
+    }
+
+    /// The manifest `repository:reference` (a tag or a digest), if it exists.
+    pub fn manifest(&self, repository: &str, reference: &str) -> Result<Option<Manifest>, RegistryError> {
+        let scope = format!("repository:{repository}:pull,push");
+        let path = format!("/v2/{repository}/manifests/{reference}");
+        let answer = self.request(Method::Get, &path, &scope)?;
+        match answer.status {
+            200 => {
+                let media_type =
+                    answer.headers.get("content-type").cloned().unwrap_or_else(|| MANIFEST_TYPES[0].to_string());
+                let digest = digest_of(&answer.body);
+                Ok(Some(Manifest { media_type, bytes: answer.body, digest }))
+            }
+            404 => Ok(None),
+            403 => Err(self.unauthorized()),
+            _ => Err(self.failed("reading manifest", &format!("{repository}:{reference}"), &answer)),
+        }
+    }
+
+    /// Whether blob `digest` of `repository` is stored.
+    pub fn has_blob(&self, repository: &str, digest: &str) -> Result<bool, RegistryError> {
+        let scope = format!("repository:{repository}:pull,push");
+        let answer = self.request(Method::Head, &format!("/v2/{repository}/blobs/{digest}"), &scope)?;
+        Ok(answer.status == 200)
+    }
+
+    /// Puts `manifest` under `repository:tag`; returns the digest the registry reports.
+    pub fn put_manifest(&self, repository: &str, tag: &str, manifest: &Manifest) -> Result<String, RegistryError> {
+        let scope = format!("repository:{repository}:pull,push");
+        let path = format!("/v2/{repository}/manifests/{tag}");
+        let method = Method::Put { content_type: &manifest.media_type, body: &manifest.bytes };
+        let answer = self.request(method, &path, &scope)?;
+        match answer.status {
+            200..=299 => Ok(answer.headers.get("docker-content-digest").cloned().unwrap_or(manifest.digest.clone())),
+            403 => Err(self.unauthorized()),
+            _ => Err(self.failed("tagging", &format!("{repository}:{tag}"), &answer)),
+        }
+    }
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::loopback("127.0.0.1:5000", "127.0.0.1:5000", "http://127.0.0.1:5000")]
+    #[case::localhost("localhost:5000", "localhost:5000", "http://localhost:5000")]
+    #[case::remote("ghcr.io", "ghcr.io", "https://ghcr.io")]
+    #[case::explicit("http://registry.lan:5000/", "registry.lan:5000", "http://registry.lan:5000")]
+    fn addresses(#[case] given: &str, #[case] host: &str, #[case] base: &str) {
+        assert_eq!(address(given), (host.to_string(), base.to_string()));
+    }
+
+    #[test]
+    fn parses_challenges() {
+        let c =
+            parse_challenge(r#"Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull""#)
+                .unwrap();
+        assert_eq!(c.scheme, "bearer");
+        assert_eq!(c.params["realm"], "https://ghcr.io/token");
+        assert_eq!(c.params["scope"], "repository:a/b:pull");
+        let c = parse_challenge(r#"Basic realm="test""#).unwrap();
+        assert_eq!((c.scheme.as_str(), c.params["realm"].as_str()), ("basic", "test"));
+    }
+
+    #[test]
+    fn encodes_scopes() {
+        assert_eq!(encode("repository:a/b:pull,push"), "repository%3Aa%2Fb%3Apull%2Cpush");
+    }
+}
