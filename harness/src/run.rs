@@ -187,6 +187,8 @@ impl Runner {
                 cmd: Some(vec![]),
                 labels: HashMap::from([(CONTAINER_LABEL.to_string(), std::process::id().to_string())]),
                 gpus: Some(self.gpu),
+                // No server runs here: a healthcheck would only spend CPU failing.
+                no_healthcheck: true,
                 ..Default::default()
             };
             let id = self.engine.start_container(request).await.map_err(|e| e.to_string())?;

@@ -91,6 +91,8 @@ pub struct ContainerRequest {
     pub gpus: Option<GpuAccess>,
     /// Empty in-memory file systems: mount point and options (`uid=1000,mode=0755`).
     pub tmpfs: HashMap<String, String>,
+    /// Turn the image's HEALTHCHECK off (for containers that do not run the image's command).
+    pub no_healthcheck: bool,
 }
 
 /// A command to run in a running container.
@@ -286,6 +288,9 @@ impl Engine {
             env: Some(request.env),
             user: request.user,
             labels: Some(request.labels),
+            healthcheck: request
+                .no_healthcheck
+                .then(|| bollard::models::HealthConfig { test: Some(vec!["NONE".into()]), ..Default::default() }),
             host_config: Some(bollard::models::HostConfig {
                 device_requests: request.gpus.and_then(device_request).map(|device| vec![device]),
                 tmpfs: (!request.tmpfs.is_empty()).then_some(request.tmpfs),

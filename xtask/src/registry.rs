@@ -124,7 +124,11 @@ enum Method<'a> {
 impl Registry {
     pub fn new(registry: &str, credentials: Option<Credentials>) -> Registry {
         let (host, base) = address(registry);
+        // The system's certificate authorities (as the engine trusts them), so a registry behind
+        // a TLS-intercepting proxy whose CA the host trusts is reached as the engine reaches it.
+        let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
