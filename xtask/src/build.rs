@@ -369,12 +369,12 @@ async fn build_one(shared: &Shared, id: &NodeId, inputs: HashMap<String, Built>)
     }
     if let Some((image, status)) = found {
         let image_id = image.id.clone().unwrap_or_default();
-        if previous.as_ref().and_then(|p| p.id.as_ref()) != Some(&image_id) {
-            engine.tag(&image_id, &repository, BUILD_TAG).await.map_err(engine_failure)?;
-        }
         let size = image.size.unwrap_or_default();
         if let Some(problem) = over_budget(spec, id, size) {
             return Err(fail(problem, None, vec![]));
+        }
+        if previous.as_ref().and_then(|p| p.id.as_ref()) != Some(&image_id) {
+            engine.tag(&image_id, &repository, BUILD_TAG).await.map_err(engine_failure)?;
         }
         return Ok(Built { status, id: image_id, pin, digest, repository, size, previous_size });
     }
