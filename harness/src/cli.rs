@@ -158,7 +158,7 @@ pub fn main() -> ExitCode {
         .collect();
     nodes.sort();
     nodes.dedup();
-    let logs = spec.dir.parent().map(PathBuf::from).unwrap_or_default().join("target/xtask/test-logs");
+    let logs = xtask::cli::work_dir(&spec).join("test-logs");
     let shared = Arc::new(Shared { spec, graph, nodes, ready: OnceLock::new(), records: Mutex::new(Vec::new()), logs });
     let ignored_gpu = specs.iter().filter(|s| s.check.kind() == Kind::Gpu).count();
     if ignored_gpu > 0 && !gpu_here && !args.list {

@@ -1,7 +1,6 @@
 //! The images under test: built (with their ancestors) through the build engine before any
 //! check runs, so a fresh clone's `cargo test` works; up-to-date images cost nothing.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use xtask::engine::Engine;
@@ -19,8 +18,7 @@ pub async fn ensure_built(
     engine: &Engine,
 ) -> Result<(), String> {
     let nodes = xtask::build::with_ancestors(graph, nodes);
-    let root = spec.dir.parent().map(PathBuf::from).unwrap_or_default();
-    let reporter = Arc::new(Reporter::new(&root.join("target/xtask/logs")));
+    let reporter = Arc::new(Reporter::new(&xtask::cli::work_dir(spec).join("logs")));
     let repo = Repo::discover(&spec.dir).ok();
     let options = xtask::build::BuildOptions {
         jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2),

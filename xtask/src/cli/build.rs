@@ -92,8 +92,7 @@ impl Build {
             out.write_all(render::plan::text(&plan).as_bytes())?;
             return Ok(());
         }
-        let root = spec.dir.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-        let reporter = Arc::new(Reporter::new(&root.join("target/xtask/logs")));
+        let reporter = Arc::new(Reporter::new(&super::work_dir(&spec).join("logs")));
         let engine = Engine::connect().await?;
         reporter.note(&format!(
             "engine {} (API {}) at {}; {} image{} to check",
