@@ -48,7 +48,7 @@ fn main() {
     let engine = runtime.block_on(Engine::connect()).unwrap();
     runtime.block_on(async {
         let nodes = xtask::build::with_ancestors(&graph, [&node]);
-        let reporter = Arc::new(xtask::report::Reporter::quiet(&dir.path().join("logs")));
+        let reporter = Arc::new(xtask::progress::Reporter::quiet(&dir.path().join("logs")));
         let (_tx, rx) = tokio::sync::watch::channel(false);
         let report =
             xtask::build::build(spec.clone(), &graph, &nodes, engine.clone(), Default::default(), reporter, rx)

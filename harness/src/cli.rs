@@ -17,16 +17,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::discover::{self, TrialSpec};
+use crate::error::Error;
 use crate::format::Kind;
-use crate::report::{self, Record, Verdict};
+use crate::junit::{self, Record, Verdict};
 use crate::run::{self, Runner};
 use libtest_mimic::{Arguments, Failed, Trial};
 use xtask::graph::{ImageGraph, NodeId};
 use xtask::spec::Spec;
 
-type Ready = Result<(tokio::runtime::Runtime, Arc<Runner>), String>;
+type Ready = Result<(tokio::runtime::Runtime, Arc<Runner>), Error>;
 
-/// Set when Ctrl-C arrived.
+/// Set when Ctrl-C or SIGTERM arrived.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 struct Shared {
@@ -45,41 +46,63 @@ fn host_has_gpu() -> bool {
 }
 
 /// Connects, sweeps a crashed run's containers, builds what is missing: once, on the first
-/// trial that runs.
+/// trial that runs. From then on, Ctrl-C or SIGTERM (a cancelled CI job) removes the test
+/// containers and stops the run with 130 (main does the same if it gets there first: trials
+/// fail once their containers are gone); during the builds, it stops them and exits.
 fn prepare(shared: &Shared) -> Ready {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Bug(format!("cannot start the async runtime: {e}")))?;
+    let mut interrupts = {
+        let _inside = runtime.enter();
+        xtask::signals::Interrupts::listen()
+    };
     let runner = runtime.block_on(async {
-        let engine = xtask::engine::Engine::connect().await.map_err(|e| e.to_string())?;
-        let swept = run::sweep_leftovers(&engine).await?;
-        if swept > 0 {
-            eprintln!("note: removed {swept} container(s) left by an earlier, interrupted run");
-        }
-        let gpu = engine.gpu_access().await.map_err(|e| e.to_string())?;
-        if std::env::var_os("STACK_TEST_NO_BUILD").is_some_and(|v| v == "1") {
-            let runner = Runner::new(engine, shared.spec.clone(), gpu);
-            for node in &shared.nodes {
-                let image = runner.image_of(node);
-                if runner.engine.image(&image).await.map_err(|e| e.to_string())?.is_none() {
-                    return Err(format!("{image} is not on the engine, and STACK_TEST_NO_BUILD=1 forbids building it; run `cargo xtask build {}` first", node.name));
-                }
+        tokio::select! {
+            runner = runner_for(shared) => runner,
+            _ = interrupts.recv() => {
+                eprintln!("interrupted while preparing the images under test; no test container was started");
+                std::process::exit(130);
             }
-            return Ok(runner);
         }
-        crate::images::ensure_built(&shared.spec, &shared.graph, &shared.nodes, &engine).await?;
-        Ok(Runner::new(engine, shared.spec.clone(), gpu))
     })?;
     let runner = Arc::new(runner);
-    // Ctrl-C: remove the containers, then stop with 130 (main does the same if it gets there
-    // first: trials fail once their containers are gone).
     let on_interrupt = runner.clone();
     runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            INTERRUPTED.store(true, Ordering::SeqCst);
-            on_interrupt.cleanup().await;
-            std::process::exit(130);
-        }
+        interrupts.recv().await;
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        eprintln!("interrupted: removing the test containers");
+        on_interrupt.cleanup().await;
+        std::process::exit(130);
     });
     Ok((runtime, runner))
+}
+
+/// A runner on an engine with the images under test (built first unless
+/// `STACK_TEST_NO_BUILD=1`).
+async fn runner_for(shared: &Shared) -> Result<Runner, Error> {
+    let engine = xtask::engine::Engine::connect().await?;
+    let swept = run::sweep_leftovers(&engine).await?;
+    if swept > 0 {
+        eprintln!("note: removed {swept} container(s) left by an earlier, interrupted run");
+    }
+    let gpu = engine.gpu_access().await?;
+    if std::env::var_os("STACK_TEST_NO_BUILD").is_some_and(|v| v == "1") {
+        let runner = Runner::new(engine, shared.spec.clone(), gpu);
+        for node in &shared.nodes {
+            let image = runner.image_of(node);
+            if runner.engine.image(&image).await?.is_none() {
+                return Err(Error::Images(format!(
+                    "{image} is not on the engine, and STACK_TEST_NO_BUILD=1 forbids building it; run `cargo xtask build {}` first",
+                    node.name
+                )));
+            }
+        }
+        return Ok(runner);
+    }
+    crate::images::ensure_built(&shared.spec, &shared.graph, &shared.nodes, &engine).await?;
+    Ok(Runner::new(engine, shared.spec.clone(), gpu))
 }
 
 fn trial(shared: Arc<Shared>, spec: TrialSpec, gpu_here: bool) -> Trial {
@@ -93,13 +116,13 @@ fn trial(shared: Arc<Shared>, spec: TrialSpec, gpu_here: bool) -> Trial {
         };
         let verdict = match &result {
             Ok(()) => Verdict::Passed,
-            Err(message) => Verdict::Failed(message.clone()),
+            Err(error) => Verdict::Failed(error.to_string()),
         };
         let record = Record { name: spec.name.clone(), duration: started.elapsed(), verdict };
         let _ = std::fs::create_dir_all(&shared.logs);
-        let _ = std::fs::write(report::log_path(&shared.logs, &record.name), report::log_text(&record));
+        let _ = std::fs::write(junit::log_path(&shared.logs, &record.name), junit::log_text(&record));
         shared.records.lock().expect("records").push(record);
-        result.map_err(Failed::from)
+        result.map_err(|error| Failed::from(error.to_string()))
     });
     labelled(trial, &labels, gpu_here)
 }
@@ -115,7 +138,7 @@ pub fn main() -> ExitCode {
     let args = Arguments::from_args();
     let spec_path = std::env::var_os("STACK_SPEC")
         .map(PathBuf::from)
-        .unwrap_or_else(|| xtask::cli::project_root().join("images/spec.yml"));
+        .unwrap_or_else(|| xtask::paths::project_root().join("images/spec.yml"));
     let spec = match Spec::load(&spec_path) {
         Ok(spec) => Arc::new(spec),
         Err(error) => {
@@ -158,7 +181,7 @@ pub fn main() -> ExitCode {
         .collect();
     nodes.sort();
     nodes.dedup();
-    let logs = xtask::cli::work_dir(&spec).join("test-logs");
+    let logs = xtask::paths::work_dir(&spec).join("test-logs");
     let shared = Arc::new(Shared { spec, graph, nodes, ready: OnceLock::new(), records: Mutex::new(Vec::new()), logs });
     let ignored_gpu = specs.iter().filter(|s| s.check.kind() == Kind::Gpu).count();
     if ignored_gpu > 0 && !gpu_here && !args.list {
@@ -187,7 +210,7 @@ pub fn main() -> ExitCode {
             }
         }
         records.sort_by(|a, b| a.name.cmp(&b.name));
-        if let Err(error) = std::fs::write(&path, report::junit(&records)) {
+        if let Err(error) = std::fs::write(&path, junit::xml(&records)) {
             eprintln!("error: cannot write the JUnit report to {}: {error}", PathBuf::from(&path).display());
             return ExitCode::FAILURE;
         }

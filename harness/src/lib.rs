@@ -3,16 +3,18 @@
 //! root runs `tests/acceptance.rs`).
 //!
 //! `format` is the YAML test format, `discover` turns the spec and the test files into named
-//! trials (no engine), `run` executes them in one long-lived container per image, `report`
+//! trials (no engine), `run` executes them in one long-lived container per image, `junit`
 //! writes per-trial logs and JUnit XML.
 
 pub mod agent;
 pub mod cli;
 pub mod discover;
+pub mod error;
 pub mod format;
 pub mod images;
-pub mod report;
+pub mod junit;
 pub mod run;
+pub mod service;
 
 /// The label every harness container carries, so a crashed run's leftovers can be found.
 pub const CONTAINER_LABEL: &str = "xtask.stack.harness";

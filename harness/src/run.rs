@@ -15,16 +15,23 @@ use xtask::spec::Spec;
 
 use crate::agent::{self, Agent};
 use crate::discover::{Check, TrialSpec};
+use crate::error::{Error, Result};
 use crate::format::{
     check_text, Command, CommandCheck, FileCheck, Kind, MetadataCheck, ScriptCheck, ServiceCheck, TextCheck,
     SCRIPT_TIMEOUT,
 };
+use crate::service::{self, WaitFor};
 use crate::CONTAINER_LABEL;
 
 /// How long a check's command may run unless it says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Lines of output a failure message shows.
 const TAIL: usize = 20;
+
+/// An error of the harness's own making (an in-memory archive that cannot be written).
+fn bug(error: impl std::fmt::Display) -> Error {
+    Error::Bug(error.to_string())
+}
 
 /// Keeps the container's PID 1 alive until it is removed.
 const IDLE: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
@@ -38,7 +45,7 @@ pub struct TestContainer {
 }
 
 /// A container started once, on first use, or why it could not start.
-type Started = Arc<OnceCell<Result<Arc<TestContainer>, String>>>;
+type Started = Arc<OnceCell<Result<Arc<TestContainer>>>>;
 
 pub struct Runner {
     pub engine: Engine,
@@ -61,14 +68,14 @@ fn tail(text: &str) -> String {
 }
 
 /// What a command must give.
-struct Outcome<'a> {
-    exit_code: i64,
-    stdout: Option<&'a TextCheck>,
-    stderr: Option<&'a TextCheck>,
+pub(crate) struct Outcome<'a> {
+    pub exit_code: i64,
+    pub stdout: Option<&'a TextCheck>,
+    pub stderr: Option<&'a TextCheck>,
 }
 
 /// Compares what a command gave with what it must give; the error shows both.
-fn judge(run: &Command, expected: &Outcome, output: &ExecOutput, timeout: Duration) -> Result<(), String> {
+pub(crate) fn judge(run: &Command, expected: &Outcome, output: &ExecOutput, timeout: Duration) -> Result<(), String> {
     let mut problems = Vec::new();
     match output.exit_code {
         None => problems.push(format!("did not finish within {} s", timeout.as_secs())),
@@ -97,38 +104,9 @@ fn judge(run: &Command, expected: &Outcome, output: &ExecOutput, timeout: Durati
 }
 
 /// An HTTP answer.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-/// `GET http://<address>:<port><path>`, on a blocking thread, with a 5-second timeout.
-async fn http_get(address: &str, port: u16, path: &str) -> Result<Answer, String> {
-    let url = format!("http://{address}:{port}{path}");
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(5)))
-            .build()
-            .into();
-        let mut response = agent.get(&url).call().map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or_default().to_string()))
-            .collect();
-        let body = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
-        Ok(Answer { status, headers, body })
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
 /// Runs a check, turning a panic into that check's failure: the run goes on, and still removes
 /// its containers at the end.
-pub fn guarded(check: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+pub fn guarded(check: impl FnOnce() -> Result<()>) -> Result<()> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {
         Ok(result) => result,
         Err(payload) => {
@@ -137,23 +115,23 @@ pub fn guarded(check: impl FnOnce() -> Result<(), String>) -> Result<(), String>
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic".into());
-            Err(format!("the harness itself failed (a bug: please report it): {text}"))
+            Err(Error::Bug(text))
         }
     }
 }
 
 /// Removes harness containers whose run (the process that made them) is gone.
-pub async fn sweep_leftovers(engine: &Engine) -> Result<usize, String> {
+pub async fn sweep_leftovers(engine: &Engine) -> Result<usize> {
     let mut removed = 0;
-    for id in engine.containers_labelled(CONTAINER_LABEL).await.map_err(|e| e.to_string())? {
+    for id in engine.containers_labelled(CONTAINER_LABEL).await? {
         // The label's value is the owning process; a live one is another run in progress.
-        let owner = engine.container_label(&id, CONTAINER_LABEL).await.map_err(|e| e.to_string())?;
+        let owner = engine.container_label(&id, CONTAINER_LABEL).await?;
         let alive = owner
             .as_deref()
             .and_then(|pid| pid.parse::<u32>().ok())
             .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
         if !alive {
-            engine.remove_container(&id).await.map_err(|e| e.to_string())?;
+            engine.remove_container(&id).await?;
             removed += 1;
         }
     }
@@ -175,10 +153,10 @@ impl Runner {
 
     /// The image a node is tested as: what `cargo xtask build` tagged last.
     pub fn image_of(&self, node: &NodeId) -> String {
-        format!("{}:{}", self.spec.repository(&node.image, &node.variant), xtask::build::BUILD_TAG)
+        xtask::build::build_reference(&self.spec, node)
     }
 
-    async fn container(&self, node: &NodeId) -> Result<Arc<TestContainer>, String> {
+    async fn container(&self, node: &NodeId) -> Result<Arc<TestContainer>> {
         let cell = self.containers.lock().expect("container map").entry(node.name.clone()).or_default().clone();
         cell.get_or_init(|| async {
             let request = ContainerRequest {
@@ -191,7 +169,7 @@ impl Runner {
                 no_healthcheck: true,
                 ..Default::default()
             };
-            let id = self.engine.start_container(request).await.map_err(|e| e.to_string())?;
+            let id = self.engine.start_container(request).await?;
             Ok(Arc::new(TestContainer { id, agent: OnceCell::new(), root_agent: OnceCell::new() }))
         })
         .await
@@ -199,9 +177,9 @@ impl Runner {
     }
 
     /// Runs one trial; the error says what was expected and what came out.
-    pub async fn run(&self, trial: &TrialSpec) -> Result<(), String> {
+    pub async fn run(&self, trial: &TrialSpec) -> Result<()> {
         if trial.check.kind() == Kind::Gpu && self.gpu == GpuAccess::None {
-            return Err("this trial needs an NVIDIA GPU, and the engine offers none (no `nvidia` runtime, no NVIDIA CDI device): it cannot run here".into());
+            return Err(Error::Unsupported("this trial needs an NVIDIA GPU, and the engine offers none (no `nvidia` runtime, no NVIDIA CDI device): it cannot run here".into()));
         }
         let result = match &trial.check {
             Check::Metadata(check) => self.metadata(&trial.node, check).await,
@@ -210,17 +188,15 @@ impl Runner {
             Check::Script(check) => self.script(&*self.container(&trial.node).await?, check).await,
             Check::Service(check) => self.service(&trial.node, check).await,
         };
-        result.map_err(|problems| format!("{problems}\n  (from {})", trial.source.display()))
+        result.map_err(|error| match error {
+            Error::Failed(problems) => Error::Failed(format!("{problems}\n  (from {})", trial.source.display())),
+            other => other,
+        })
     }
 
     /// Runs a command in the container: through an agent when one can serve the user, else
     /// through an engine exec.
-    async fn exec(
-        &self,
-        container: &TestContainer,
-        request: ExecRequest,
-        timeout: Duration,
-    ) -> Result<ExecOutput, String> {
+    async fn exec(&self, container: &TestContainer, request: ExecRequest, timeout: Duration) -> Result<ExecOutput> {
         if self.use_agents && request.user.as_deref().is_none_or(|user| user == "0" || user == "root") {
             let cell = if request.user.is_none() { &container.agent } else { &container.root_agent };
             let agent = cell.get_or_init(|| Agent::start(&self.engine, &container.id, request.user.clone())).await;
@@ -231,10 +207,10 @@ impl Runner {
                 }
             }
         }
-        self.engine.exec(&container.id, request, timeout).await.map_err(|e| e.to_string())
+        Ok(self.engine.exec(&container.id, request, timeout).await?)
     }
 
-    async fn command(&self, container: &TestContainer, check: &CommandCheck) -> Result<(), String> {
+    async fn command(&self, container: &TestContainer, check: &CommandCheck) -> Result<()> {
         let timeout = check.timeout.map(Duration::from_secs).unwrap_or(DEFAULT_TIMEOUT);
         let request = ExecRequest {
             cmd: check.run.argv(),
@@ -245,10 +221,10 @@ impl Runner {
         let output = self.exec(container, request, timeout).await?;
         let expected =
             Outcome { exit_code: check.exit_code, stdout: check.stdout.as_ref(), stderr: check.stderr.as_ref() };
-        judge(&check.run, &expected, &output, timeout)
+        judge(&check.run, &expected, &output, timeout).map_err(Error::Failed)
     }
 
-    async fn file(&self, container: &TestContainer, check: &FileCheck) -> Result<(), String> {
+    async fn file(&self, container: &TestContainer, check: &FileCheck) -> Result<()> {
         let as_root = |cmd: Vec<String>| ExecRequest { cmd, user: Some("0".into()), ..Default::default() };
         let stat = vec!["stat".into(), "-c".into(), "%a|%u|%U|%g|%G|%F".into(), "--".into(), check.path.clone()];
         let output = self.exec(container, as_root(stat), DEFAULT_TIMEOUT).await?;
@@ -297,13 +273,13 @@ impl Runner {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(format!("file check on {} failed:\n  - {}", check.path, problems.join("\n  - ")))
+            Err(Error::Failed(format!("file check on {} failed:\n  - {}", check.path, problems.join("\n  - "))))
         }
     }
 
     /// Starts the image's own command in a container of its own, waits until it is ready,
     /// checks its HTTP answers, and removes it, whatever happened.
-    async fn service(&self, node: &NodeId, check: &ServiceCheck) -> Result<(), String> {
+    async fn service(&self, node: &NodeId, check: &ServiceCheck) -> Result<()> {
         let request = ContainerRequest {
             image: self.image_of(node),
             cmd: check.args.clone(),
@@ -314,155 +290,34 @@ impl Runner {
             tmpfs: check.tmpfs.iter().map(|(path, options)| (path.clone(), options.clone())).collect(),
             ..Default::default()
         };
-        let id = self.engine.start_container(request).await.map_err(|e| e.to_string())?;
-        let result = self.service_checks(&id, check).await;
-        let result = match result {
-            Ok(()) => Ok(()),
-            Err(problem) => {
-                let logs = self.engine.logs(&id).await.unwrap_or_default();
-                Err(format!("{problem}\n  container logs (last lines):\n{}", tail(&logs)))
+        let wait = WaitFor::new(&check.wait, check.port)?;
+        let id = self.engine.start_container(request).await?;
+        let result = async {
+            let address = wait.until_ready(&self.engine, &id).await?;
+            let problems = service::check(&self.engine, &id, &address, check).await;
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Failed(format!("service check failed:\n  - {}", problems.join("\n  - "))))
             }
+        }
+        .await;
+        let result = match result {
+            Err(Error::Failed(problem)) => {
+                let logs = self.engine.logs(&id).await.unwrap_or_default();
+                Err(Error::Failed(format!("{problem}\n  container logs (last lines):\n{}", tail(&logs))))
+            }
+            other => other,
         };
         let _ = self.engine.remove_container(&id).await;
         result
     }
 
-    async fn service_checks(&self, id: &str, check: &ServiceCheck) -> Result<(), String> {
-        let timeout = Duration::from_secs(check.wait.timeout.unwrap_or(60));
-        let deadline = tokio::time::Instant::now() + timeout;
-        let log_pattern = match &check.wait.log {
-            Some(pattern) => Some(regex::Regex::new(pattern).map_err(|e| format!("wait.log /{pattern}/: {e}"))?),
-            None => None,
-        };
-        let wait_http =
-            check.wait.http.clone().or_else(|| (log_pattern.is_none() && !check.wait.healthy).then(|| "/".to_string()));
-        // Poll until every condition holds, the container stops, or time runs out.
-        let address = loop {
-            let state = self.engine.container_state(id).await.map_err(|e| e.to_string())?;
-            if !state.running {
-                return Err(format!(
-                    "the service stopped before it was ready (exit code {})",
-                    state.exit_code.unwrap_or(-1)
-                ));
-            }
-            let mut ready = true;
-            if let Some(pattern) = &log_pattern {
-                ready &= pattern.is_match(&self.engine.logs(id).await.unwrap_or_default());
-            }
-            if check.wait.healthy {
-                ready &= state.health.as_deref() == Some("healthy");
-            }
-            if let (Some(path), Some(address)) = (&wait_http, &state.address) {
-                ready = ready && http_get(address, check.port, path).await.is_ok_and(|answer| answer.status < 500);
-            }
-            match (&state.address, ready) {
-                (Some(address), true) => break address.clone(),
-                _ if tokio::time::Instant::now() >= deadline => {
-                    let mut what = Vec::new();
-                    if let Some(path) = &wait_http {
-                        what.push(format!("HTTP on port {} at {path}", check.port));
-                    }
-                    if let Some(pattern) = &check.wait.log {
-                        what.push(format!("a log line matching /{pattern}/"));
-                    }
-                    if check.wait.healthy {
-                        what.push(format!(
-                            "a healthy healthcheck (last: {})",
-                            state.health.unwrap_or_else(|| "none".into())
-                        ));
-                    }
-                    return Err(format!(
-                        "the service was not ready within {} s: waited for {}",
-                        timeout.as_secs(),
-                        what.join(" and ")
-                    ));
-                }
-                _ => tokio::time::sleep(Duration::from_millis(250)).await,
-            }
-        };
-        let mut problems = Vec::new();
-        for http in &check.http {
-            let answer = match http_get(&address, check.port, &http.path).await {
-                Ok(answer) => answer,
-                Err(error) => {
-                    problems.push(format!("GET {}: {error}", http.path));
-                    continue;
-                }
-            };
-            if answer.status != http.status {
-                problems
-                    .push(format!("GET {} should answer {}, but answered {}", http.path, http.status, answer.status));
-            }
-            for (name, expected) in &http.headers {
-                let value = answer
-                    .headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.as_str())
-                    .unwrap_or("");
-                problems.extend(check_text(&format!("GET {} header {name}", http.path), value, expected));
-            }
-            if let Some(expected) = &http.body {
-                problems.extend(check_text(&format!("GET {} body", http.path), &answer.body, expected));
-            }
-            if !http.json.is_empty() {
-                match serde_json::from_str::<serde_json::Value>(&answer.body) {
-                    Ok(json) => {
-                        for (field, expected) in &http.json {
-                            let value = match json.get(field) {
-                                Some(serde_json::Value::String(text)) => text.clone(),
-                                Some(other) => other.to_string(),
-                                None => String::new(),
-                            };
-                            problems.extend(check_text(
-                                &format!("GET {} JSON field {field}", http.path),
-                                &value,
-                                expected,
-                            ));
-                        }
-                    }
-                    Err(error) => problems.push(format!("GET {}: the body is not JSON ({error})", http.path)),
-                }
-            }
-        }
-        for (name, probe) in &check.exec {
-            let timeout = probe.timeout.map(Duration::from_secs).unwrap_or(DEFAULT_TIMEOUT);
-            let request = ExecRequest {
-                cmd: probe.run.argv(),
-                env: probe.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-                user: probe.user.clone(),
-                workdir: None,
-            };
-            let expected =
-                Outcome { exit_code: probe.exit_code, stdout: probe.stdout.as_ref(), stderr: probe.stderr.as_ref() };
-            match self.engine.exec(id, request, timeout).await {
-                Ok(output) => {
-                    if let Err(problem) = judge(&probe.run, &expected, &output, timeout) {
-                        problems.push(format!("exec {name}: {problem}"));
-                    }
-                }
-                Err(error) => problems.push(format!("exec {name}: {error}")),
-            }
-        }
-        if let Some(expected) = &check.logs {
-            problems.extend(check_text(
-                "the service's output",
-                &self.engine.logs(id).await.unwrap_or_default(),
-                expected,
-            ));
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("service check failed:\n  - {}", problems.join("\n  - ")))
-        }
-    }
-
     /// Copies the script into its own folder of the container and runs it there.
-    async fn script(&self, container: &TestContainer, check: &ScriptCheck) -> Result<(), String> {
+    async fn script(&self, container: &TestContainer, check: &ScriptCheck) -> Result<()> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let name = check.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let contents = std::fs::read(&check.path).map_err(|e| format!("{}: {e}", check.path.display()))?;
+        let contents = std::fs::read(&check.path).map_err(|e| Error::Test(format!("{}: {e}", check.path.display())))?;
         let folder = format!("tmp/xtask-tests/{}", NEXT.fetch_add(1, Ordering::SeqCst));
         let mut tar = tar::Builder::new(Vec::new());
         // /tmp too, with its usual mode: a minimal image may not have one.
@@ -471,14 +326,14 @@ impl Runner {
             header.set_entry_type(tar::EntryType::Directory);
             header.set_mode(0o1777);
             header.set_size(0);
-            tar.append_data(&mut header, format!("{dir}/"), std::io::empty()).map_err(|e| e.to_string())?;
+            tar.append_data(&mut header, format!("{dir}/"), std::io::empty()).map_err(bug)?;
         }
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o755);
         header.set_size(contents.len() as u64);
-        tar.append_data(&mut header, format!("{folder}/{name}"), contents.as_slice()).map_err(|e| e.to_string())?;
-        let tar = tar.into_inner().map_err(|e| e.to_string())?;
-        self.engine.upload(&container.id, "/", tar).await.map_err(|e| e.to_string())?;
+        tar.append_data(&mut header, format!("{folder}/{name}"), contents.as_slice()).map_err(bug)?;
+        let tar = tar.into_inner().map_err(bug)?;
+        self.engine.upload(&container.id, "/", tar).await?;
         let workdir = format!("/{folder}");
         let mut cmd = check.interpreter.clone();
         cmd.push(name.clone());
@@ -489,7 +344,7 @@ impl Runner {
         if output.exit_code == Some(0) {
             return Ok(());
         }
-        Err(format!(
+        Err(Error::Failed(format!(
             "script {name} (`{}`) {}:\n  stdout:\n{}\n  stderr:\n{}",
             cmd.join(" "),
             output
@@ -497,17 +352,13 @@ impl Runner {
                 .map_or(format!("did not finish within {} s", timeout.as_secs()), |code| format!("exited with {code}")),
             tail(&output.stdout),
             tail(&output.stderr),
-        ))
+        )))
     }
 
-    async fn metadata(&self, node: &NodeId, check: &MetadataCheck) -> Result<(), String> {
+    async fn metadata(&self, node: &NodeId, check: &MetadataCheck) -> Result<()> {
         let image = self.image_of(node);
-        let inspected = self
-            .engine
-            .image(&image)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("{image} is not on the engine"))?;
+        let inspected =
+            self.engine.image(&image).await?.ok_or_else(|| Error::Images(format!("{image} is not on the engine")))?;
         let config = inspected.config.unwrap_or_default();
         let mut problems: Vec<String> = Vec::new();
         let differs = |what: &str, expected: String, actual: String| {
@@ -577,7 +428,7 @@ impl Runner {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(format!("metadata of {image} failed its check:\n  - {}", problems.join("\n  - ")))
+            Err(Error::Failed(format!("metadata of {image} failed its check:\n  - {}", problems.join("\n  - "))))
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use xshell::{cmd, Shell};
 
 use crate::engine::{Engine, EngineError};
-use crate::report::Reporter;
+use crate::progress::Reporter;
 use crate::spec::{Base, Debootstrap};
 
 #[derive(Debug, thiserror::Error)]

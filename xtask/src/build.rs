@@ -20,19 +20,21 @@ use tokio::sync::watch;
 use crate::bases::{self, BaseError, BaseImage};
 use crate::context::{self, Generated};
 use crate::engine::{BuildEvent, BuildRequest, Engine, EngineError};
+use crate::error::ExitCode;
 use crate::graph::{ImageGraph, NodeId};
+use crate::labels;
 use crate::plan::BuildPlan;
-use crate::report::{human_duration, Reporter};
+use crate::progress::{human_duration, Reporter};
 use crate::scheduler::{self, Job, Outcome};
 use crate::spec::{Parent, Spec};
 
-/// Labels the stack puts on every image it builds (next to the OCI ones).
-pub const LABEL_IMAGE: &str = "xtask.stack.image";
-pub const LABEL_VARIANT: &str = "xtask.stack.variant";
-pub const LABEL_PARENT: &str = "xtask.stack.parent";
-pub const LABEL_INPUTS: &str = "xtask.stack.inputs";
 /// The tag every built image carries: what tests and `cargo xtask tag` start from.
 pub const BUILD_TAG: &str = "build";
+/// `<repository>:build` of a node: the image tests, `tag` and `docs` start from.
+pub fn build_reference(spec: &Spec, id: &NodeId) -> String {
+    format!("{}:{BUILD_TAG}", spec.repository(&id.image, &id.variant))
+}
+
 /// Where the CA bundle for builds sits in every context (empty when none is configured).
 pub const CA_BUNDLE: &str = ".stack/ca-bundle.crt";
 
@@ -54,6 +56,35 @@ pub struct BuildOptions {
     /// `org.opencontainers.image.revision` and `.source`.
     pub revision: Option<String>,
     pub source: Option<String>,
+}
+
+impl BuildOptions {
+    /// The options every build of `spec` starts from, for `cargo xtask build` and the test
+    /// harness alike: as many images at once as there are CPUs (at least 2), the CA bundle
+    /// given (else `stack.ca_bundle` when that file exists here, with a notice when it does
+    /// not), and the provenance labels of the repository the spec is in.
+    pub fn for_spec(spec: &Spec, ca_bundle: Option<PathBuf>, reporter: &Reporter) -> BuildOptions {
+        let ca_bundle = ca_bundle.or_else(|| {
+            let configured = spec.stack.ca_bundle.clone()?;
+            let path = if configured.is_absolute() { configured } else { spec.dir.join(configured) };
+            if path.is_file() {
+                return Some(path);
+            }
+            reporter.note(&format!(
+                "notice: stack.ca_bundle {} does not exist here; RUN steps get an empty bundle",
+                path.display()
+            ));
+            None
+        });
+        let repo = crate::git::Repo::discover(&spec.dir).ok();
+        BuildOptions {
+            jobs: crate::paths::parallelism(2),
+            ca_bundle,
+            revision: repo.as_ref().and_then(crate::git::Repo::revision),
+            source: repo.as_ref().and_then(crate::git::Repo::source),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +118,25 @@ pub struct Failure {
     pub log: PathBuf,
 }
 
+/// How a build run ended, when not well.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildRunError {
+    #[error("{failed} of {total} images did not build (see above)")]
+    Failed { failed: usize, total: usize },
+    #[error("interrupted: running builds were cancelled; no tag was moved for them")]
+    Interrupted,
+}
+
+impl BuildRunError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            BuildRunError::Failed { .. } => ExitCode::BuildFailed,
+            BuildRunError::Interrupted => ExitCode::Interrupted,
+        }
+    }
+}
+
+/// What stops a build run before any image builds.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error(transparent)]
@@ -95,6 +145,15 @@ pub enum BuildError {
     Engine(#[from] EngineError),
     #[error("cannot read the CA bundle {}: {source}\n  hint: point --ca-bundle (or stack.ca_bundle) at a PEM file", path.display())]
     CaBundle { path: PathBuf, source: std::io::Error },
+}
+
+impl BuildError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            BuildError::Base(_) | BuildError::Engine(_) => ExitCode::Engine,
+            BuildError::CaBundle { .. } => ExitCode::Usage,
+        }
+    }
 }
 
 /// One image's line in the summary.
@@ -295,8 +354,7 @@ async fn existing(
     digest: &str,
 ) -> Result<Option<crate::engine::ImageInspect>, EngineError> {
     let Some(image) = engine.image(pin).await? else { return Ok(None) };
-    let labels = image.config.as_ref().and_then(|c| c.labels.as_ref());
-    Ok((labels.and_then(|l| l.get(LABEL_INPUTS)).map(String::as_str) == Some(digest)).then_some(image))
+    Ok((crate::engine::label(&image, labels::INPUTS) == Some(digest)).then_some(image))
 }
 
 async fn build_one(shared: &Shared, id: &NodeId, inputs: HashMap<String, Built>) -> Result<Built, Failure> {
@@ -351,7 +409,7 @@ async fn build_one(shared: &Shared, id: &NodeId, inputs: HashMap<String, Built>)
     let pin = format!("{repository}:{}", pin_tag(&digest));
     let engine = &shared.engine;
     let engine_failure = |e: EngineError| fail(e.to_string(), None, vec![]);
-    let previous = engine.image(&format!("{repository}:{BUILD_TAG}")).await.map_err(engine_failure)?;
+    let previous = engine.image(&build_reference(spec, id)).await.map_err(engine_failure)?;
     let previous_size = previous.as_ref().and_then(|image| image.size);
     let reuse = !shared.options.force && !shared.options.no_cache;
     // Up to date here, or (with --registry) in the registry: the pin names an image with this digest.
@@ -382,34 +440,31 @@ async fn build_one(shared: &Shared, id: &NodeId, inputs: HashMap<String, Built>)
     for (arg, reference, _) in &upstream {
         build_args.insert(arg.clone(), reference.clone());
     }
-    let mut labels = HashMap::from([
-        (
-            "org.opencontainers.image.title".to_string(),
-            repository.rsplit('/').next().unwrap_or(&repository).to_string(),
-        ),
-        ("org.opencontainers.image.version".to_string(), spec.stack.tag_prefix.clone()),
-        ("org.opencontainers.image.created".to_string(), shared.created.clone()),
-        (LABEL_IMAGE.to_string(), id.image.clone()),
-        (LABEL_VARIANT.to_string(), id.variant.clone()),
-        (LABEL_INPUTS.to_string(), digest.clone()),
+    let mut image_labels = HashMap::from([
+        (labels::TITLE.to_string(), repository.rsplit('/').next().unwrap_or(&repository).to_string()),
+        (labels::VERSION.to_string(), spec.stack.tag_prefix.clone()),
+        (labels::CREATED.to_string(), shared.created.clone()),
+        (labels::IMAGE.to_string(), id.image.clone()),
+        (labels::VARIANT.to_string(), id.variant.clone()),
+        (labels::INPUTS.to_string(), digest.clone()),
     ]);
     if let Some(description) = &image.description {
-        labels.insert("org.opencontainers.image.description".into(), description.clone());
+        image_labels.insert(labels::DESCRIPTION.into(), description.clone());
     }
     if let Some((_, reference, image_id)) = upstream.first().filter(|(arg, ..)| *arg == spec.stack.parent_arg) {
-        labels.insert(LABEL_PARENT.into(), format!("{reference}@{image_id}"));
+        image_labels.insert(labels::PARENT.into(), format!("{reference}@{image_id}"));
     }
     if let Some(revision) = &shared.options.revision {
-        labels.insert("org.opencontainers.image.revision".into(), revision.clone());
+        image_labels.insert(labels::REVISION.into(), revision.clone());
     }
     if let Some(source) = &shared.options.source {
-        labels.insert("org.opencontainers.image.source".into(), source.clone());
+        image_labels.insert(labels::SOURCE.into(), source.clone());
     }
     let request = BuildRequest {
         context: context.tar,
         dockerfile,
         build_args,
-        labels,
+        labels: image_labels,
         no_cache: shared.options.no_cache,
         cache_from: shared.cache_from.get(&id.name).cloned().unwrap_or_default(),
         name: id.name.clone(),
@@ -458,7 +513,7 @@ async fn build_one(shared: &Shared, id: &NodeId, inputs: HashMap<String, Built>)
 
 /// Why an image of `size` bytes breaks its size budget in the spec, if it does.
 pub fn over_budget(spec: &Spec, id: &NodeId, size: i64) -> Option<String> {
-    use crate::report::human_size;
+    use crate::progress::human_size;
     let budget = i64::try_from(*spec.images.get(&id.image)?.size_budgets.get(&id.variant)?).unwrap_or(i64::MAX);
     (size > budget).then(|| {
         format!(
@@ -476,7 +531,7 @@ pub fn over_budget(spec: &Spec, id: &NodeId, size: i64) -> Option<String> {
 
 /// The summary table: image, variant, status, duration, size, size change.
 pub fn summary(report: &BuildReport) -> String {
-    use crate::report::human_size;
+    use crate::progress::human_size;
     let mut rows = vec![[
         "IMAGE".to_string(),
         "VARIANT".into(),

@@ -8,7 +8,6 @@ use std::fmt;
 use std::path::PathBuf;
 
 use base64::Engine as _;
-use bollard::auth::DockerCredentials;
 use xshell::{cmd, Shell};
 
 pub const USERNAME_VAR: &str = "STACK_REGISTRY_USERNAME";
@@ -40,19 +39,10 @@ impl Credentials {
         }
     }
 
-    /// The secret, for the registry client's `Authorization` header only.
+    /// The secret, for the registry client's `Authorization` header and the engine's
+    /// credentials only.
     pub(crate) fn secret(&self) -> &str {
         &self.secret
-    }
-
-    /// The form the engine API takes.
-    pub fn for_engine(&self) -> DockerCredentials {
-        DockerCredentials {
-            username: Some(self.username.clone()),
-            password: Some(self.secret.clone()),
-            serveraddress: Some(self.registry.clone()),
-            ..Default::default()
-        }
     }
 }
 
@@ -122,7 +112,7 @@ mod tests {
         let auth = base64::engine::general_purpose::STANDARD.encode("ci:s3cret");
         let text = format!(r#"{{"auths": {{"localhost:5000": {{"auth": "{auth}"}}}}}}"#);
         let found = from_config("localhost:5000", &text, &no_helper).unwrap();
-        assert_eq!((found.username.as_str(), found.for_engine().password.as_deref()), ("ci", Some("s3cret")));
+        assert_eq!((found.username.as_str(), found.secret()), ("ci", "s3cret"));
         assert!(!format!("{found:?}").contains("s3cret"));
         assert_eq!(from_config("other:5000", &text, &no_helper), None);
     }

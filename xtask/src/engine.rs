@@ -26,16 +26,118 @@ pub enum EngineError {
     Unreachable { host: String, reason: String },
     #[error("the Docker engine at {host} speaks API {api}; this tool needs {}.{} or newer\n  hint: upgrade the engine (Debian 12's docker.io is enough)", MIN_API.0, MIN_API.1)]
     TooOld { host: String, api: String },
-    #[error("{operation} {target}: {message}{}", hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
-    Failed { operation: &'static str, target: String, message: String, hint: Option<String> },
+    #[error("{operation} {target}: {cause}{}", hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
+    Failed { operation: &'static str, target: String, cause: Cause, hint: Option<String> },
+}
+
+/// Why an engine operation failed, kept as the engine said it.
+#[derive(Debug, thiserror::Error)]
+pub enum Cause {
+    /// The API call itself failed: an HTTP status from the engine, or the transport.
+    #[error("{0}")]
+    Api(Box<bollard::errors::Error>),
+    /// The engine reported an error inside a progress stream (pull, push, build, import), in
+    /// its own words (often the registry's answer).
+    #[error("{0}")]
+    Reported(String),
+    /// The engine answered, but not as this tool expects.
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+impl From<bollard::errors::Error> for Cause {
+    fn from(error: bollard::errors::Error) -> Cause {
+        Cause::Api(Box::new(error))
+    }
 }
 
 impl EngineError {
-    fn failed(operation: &'static str, target: &str, error: impl std::fmt::Display) -> EngineError {
-        let message = error.to_string();
-        let hint = hint_for(&message);
-        EngineError::Failed { operation, target: target.to_string(), message, hint }
+    fn failed(operation: &'static str, target: &str, cause: impl Into<Cause>) -> EngineError {
+        let cause = cause.into();
+        let hint = hint_for(&cause.to_string());
+        EngineError::Failed { operation, target: target.to_string(), cause, hint }
     }
+
+    pub(crate) fn reported(operation: &'static str, target: &str, message: impl Into<String>) -> EngineError {
+        EngineError::failed(operation, target, Cause::Reported(message.into()))
+    }
+
+    fn unexpected(operation: &'static str, target: &str, message: impl Into<String>) -> EngineError {
+        EngineError::failed(operation, target, Cause::Unexpected(message.into()))
+    }
+
+    /// Whether trying again later may succeed: the engine or the registry behind it was
+    /// unreachable, overloaded or cut off; not a refusal, a missing image or a bad request.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EngineError::Unreachable { .. } => true,
+            EngineError::TooOld { .. } => false,
+            EngineError::Failed { cause, .. } => cause.is_transient(),
+        }
+    }
+}
+
+impl Cause {
+    pub fn is_transient(&self) -> bool {
+        use bollard::errors::Error as E;
+        match self {
+            Cause::Api(error) => match error.as_ref() {
+                E::DockerResponseServerError { status_code, message } => match status_code {
+                    429 | 502 | 503 | 504 => true,
+                    // The engine wraps a registry's failure in a 500: its words decide.
+                    500 => transient_message(message),
+                    _ => false,
+                },
+                E::HyperResponseError { .. } | E::IOError { .. } | E::RequestTimeoutError => true,
+                _ => false,
+            },
+            Cause::Reported(message) => transient_message(message),
+            Cause::Unexpected(_) => false,
+        }
+    }
+}
+
+/// Whether an error message from the engine (often relaying a registry) describes a failure
+/// that may pass on a later try. Matches whole phrases and HTTP status codes that follow the
+/// word "status" or precede their reason phrase, never bare numbers (a digest may hold `500`).
+pub fn transient_message(message: &str) -> bool {
+    let text = message.to_ascii_lowercase();
+    let refused = ["unauthorized", "denied", "forbidden", "manifest unknown", "not found", "invalid"];
+    if refused.iter().any(|word| text.contains(word)) {
+        return false;
+    }
+    let phrases = [
+        "connection refused",
+        "connection reset",
+        "broken pipe",
+        "i/o timeout",
+        "tls handshake timeout",
+        "context deadline exceeded",
+        "client.timeout exceeded",
+        "unexpected eof",
+        "too many requests",
+        "toomanyrequests",
+        "service unavailable",
+        "bad gateway",
+        "gateway timeout",
+        "internal server error",
+    ];
+    if phrases.iter().any(|phrase| text.contains(phrase)) {
+        return true;
+    }
+    if text.trim_end().ends_with(": eof") || text.trim() == "eof" {
+        return true;
+    }
+    // `status: 503`, `status code 502`, `HTTP status 429`.
+    let words: Vec<&str> = text.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    words.iter().enumerate().any(|(i, word)| {
+        *word == "status"
+            && words[i + 1..]
+                .iter()
+                .take(2)
+                .find(|w| w.chars().all(|c| c.is_ascii_digit()))
+                .is_some_and(|code| matches!(*code, "429" | "500" | "502" | "503" | "504"))
+    })
 }
 
 /// A fix for the engine errors people meet most.
@@ -182,11 +284,17 @@ impl Session {
 /// ID), so an interrupted run can remove them.
 pub const PROBE_LABEL: &str = "xtask.stack.probe";
 
-/// One layer of an image, newest first as the engine reports them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One layer of an image: the step that made it and its size (newest first as the engine
+/// reports them; documentation snapshots keep them oldest first).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Layer {
     pub created_by: String,
     pub size: i64,
+}
+
+/// The value of label `key` on `image`.
+pub fn label<'a>(image: &'a ImageInspect, key: &str) -> Option<&'a str> {
+    image.config.as_ref()?.labels.as_ref()?.get(key).map(String::as_str)
 }
 
 /// A digest the registry knows an image by, as the engine recorded it after a push or pull.
@@ -419,7 +527,7 @@ impl Engine {
                 Ok(Session { input, output, buffer: Vec::new() })
             }
             bollard::exec::StartExecResults::Detached => {
-                Err(EngineError::failed("starting a session", &what, "the engine did not attach"))
+                Err(EngineError::unexpected("starting a session", &what, "the engine did not attach"))
             }
         }
     }
@@ -535,14 +643,8 @@ impl Engine {
     /// Pulls `reference` from its registry.
     pub async fn pull(&self, reference: &str, credentials: Option<&Credentials>) -> Result<(), EngineError> {
         let options = CreateImageOptionsBuilder::default().from_image(reference).build();
-        let mut stream = self.docker.create_image(Some(options), None, credentials.map(Credentials::for_engine));
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| EngineError::failed("pulling", reference, e))?;
-            if let Some(error) = info.error_detail.and_then(|d| d.message) {
-                return Err(EngineError::failed("pulling", reference, error));
-            }
-        }
-        Ok(())
+        let stream = self.docker.create_image(Some(options), None, credentials.map(for_engine));
+        drain(stream, "pulling", reference, |info| info.error_detail.and_then(|d| d.message)).await
     }
 
     /// Pushes `repository:tag` to its registry.
@@ -552,33 +654,22 @@ impl Engine {
         tag: &str,
         credentials: Option<&Credentials>,
     ) -> Result<(), EngineError> {
-        let target = format!("{repository}:{tag}");
         let options = bollard::query_parameters::PushImageOptionsBuilder::default().tag(tag).build();
-        let mut stream = self.docker.push_image(repository, Some(options), credentials.map(Credentials::for_engine));
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| EngineError::failed("pushing", &target, e))?;
-            if let Some(error) = info.error_detail.and_then(|d| d.message) {
-                return Err(EngineError::failed("pushing", &target, error));
-            }
-        }
-        Ok(())
+        let stream = self.docker.push_image(repository, Some(options), credentials.map(for_engine));
+        let target = format!("{repository}:{tag}");
+        drain(stream, "pushing", &target, |info| info.error_detail.and_then(|d| d.message)).await
     }
 
     /// Imports a root file system (a tar archive) as image `repository:tag` (`docker import`).
     pub async fn import(&self, root_fs: Vec<u8>, repository: &str, tag: &str) -> Result<String, EngineError> {
         let target = format!("{repository}:{tag}");
         let options = CreateImageOptionsBuilder::default().from_src("-").repo(repository).tag(tag).build();
-        let mut stream = self.docker.create_image(Some(options), Some(bollard::body_full(root_fs.into())), None);
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| EngineError::failed("importing", &target, e))?;
-            if let Some(error) = info.error_detail.and_then(|d| d.message) {
-                return Err(EngineError::failed("importing", &target, error));
-            }
-        }
+        let stream = self.docker.create_image(Some(options), Some(bollard::body_full(root_fs.into())), None);
+        drain(stream, "importing", &target, |info| info.error_detail.and_then(|d| d.message)).await?;
         let image = self
             .image(&target)
             .await?
-            .ok_or_else(|| EngineError::failed("importing", &target, "the engine did not keep the image"))?;
+            .ok_or_else(|| EngineError::unexpected("importing", &target, "the engine did not keep the image"))?;
         Ok(image.id.unwrap_or_default())
     }
 
@@ -608,7 +699,7 @@ impl Engine {
         while let Some(item) = stream.next().await {
             let info: BuildInfo = item.map_err(|e| EngineError::failed("building", &request.name, e))?;
             if let Some(message) = info.error_detail.and_then(|d| d.message) {
-                return Err(EngineError::failed("building", &request.name, message));
+                return Err(EngineError::reported("building", &request.name, message));
             }
             if let Some(line) = info.stream {
                 for line in line.lines().filter(|l| !l.trim().is_empty()) {
@@ -636,8 +727,35 @@ impl Engine {
                 None => {}
             }
         }
-        id.ok_or_else(|| EngineError::failed("building", &request.name, "the engine reported no image ID"))
+        id.ok_or_else(|| EngineError::unexpected("building", &request.name, "the engine reported no image ID"))
     }
+}
+
+/// Credentials in the form the engine API takes.
+fn for_engine(credentials: &Credentials) -> bollard::auth::DockerCredentials {
+    bollard::auth::DockerCredentials {
+        username: Some(credentials.username.clone()),
+        password: Some(credentials.secret().to_string()),
+        serveraddress: Some(credentials.registry.clone()),
+        ..Default::default()
+    }
+}
+
+/// Reads a progress stream (pull, push, import) to its end; the first error the engine reports
+/// in it, or the stream's own, fails `operation` on `target`.
+async fn drain<T>(
+    mut stream: impl futures_util::Stream<Item = Result<T, bollard::errors::Error>> + Unpin,
+    operation: &'static str,
+    target: &str,
+    reported: impl Fn(T) -> Option<String>,
+) -> Result<(), EngineError> {
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| EngineError::failed(operation, target, e))?;
+        if let Some(message) = reported(info) {
+            return Err(EngineError::reported(operation, target, message));
+        }
+    }
+    Ok(())
 }
 
 /// How a container asks for every GPU, given how the engine offers them.
@@ -655,5 +773,52 @@ fn device_request(access: GpuAccess) -> Option<bollard::models::DeviceRequest> {
             ..Default::default()
         }),
         GpuAccess::None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case::refused_connection(
+        "Put \"http://127.0.0.1:5000/v2/a/blobs/uploads/\": dial tcp 127.0.0.1:5000: connect: connection refused",
+        true
+    )]
+    #[case::reset("read tcp 127.0.0.1:41234->127.0.0.1:5000: read: connection reset by peer", true)]
+    #[case::eof("Patch \"http://127.0.0.1:5000/v2/a/blobs/uploads/x\": EOF", true)]
+    #[case::unexpected_eof("unexpected EOF", true)]
+    #[case::status("received unexpected HTTP status: 503 Service Unavailable", true)]
+    #[case::status_code_word("error parsing HTTP 429 response body: status code 429", true)]
+    #[case::rate_limit("toomanyrequests: You have reached your pull rate limit", true)]
+    #[case::timeout("net/http: TLS handshake timeout", true)]
+    #[case::unauthorized("unauthorized: authentication required", false)]
+    #[case::denied("denied: requested access to the resource is denied", false)]
+    #[case::unknown_manifest("manifest unknown: manifest unknown", false)]
+    #[case::digest_with_500("blob upload invalid: sha256:5005000a: digest mismatch", false)]
+    #[case::digest_alone("layer sha256:9f500502d4 already exists", false)]
+    #[case::status_200_with_500_later("status 200 but size 500", false)]
+    fn tells_transient_failures_from_refusals(#[case] message: &str, #[case] transient: bool) {
+        assert_eq!(transient_message(message), transient, "{message}");
+        assert_eq!(EngineError::reported("pushing", "x", message).is_transient(), transient, "{message}");
+    }
+
+    #[test]
+    fn api_errors_keep_their_status_and_decide_by_it() {
+        let error = |status_code: u16, message: &str| {
+            EngineError::failed(
+                "pushing",
+                "x",
+                bollard::errors::Error::DockerResponseServerError { status_code, message: message.into() },
+            )
+        };
+        assert!(error(503, "busy").is_transient());
+        assert!(!error(404, "no such image").is_transient());
+        assert!(!error(500, "unauthorized: authentication required").is_transient());
+        assert!(error(500, "Get \"https://registry/v2/\": dial tcp: connection refused").is_transient());
+        let EngineError::Failed { cause: Cause::Api(api), .. } = error(409, "conflict") else { panic!("kept") };
+        assert!(matches!(*api, bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }));
     }
 }

@@ -5,7 +5,8 @@ use std::io::Write;
 use std::process::ExitCode as ProcessExitCode;
 
 use clap::Parser;
-use xtask::cli::{Cli, ExitCode};
+use xtask::cli::Cli;
+use xtask::error::ExitCode;
 
 fn main() -> ProcessExitCode {
     let cli = Cli::parse();
@@ -23,8 +24,8 @@ fn main() -> ProcessExitCode {
     match result {
         Ok(()) => ProcessExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("{error:#}");
-            ProcessExitCode::from(ExitCode::of(&error) as u8)
+            eprintln!("{error}");
+            ProcessExitCode::from(error.exit_code() as u8)
         }
     }
 }

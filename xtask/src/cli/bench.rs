@@ -185,7 +185,7 @@ async fn timed_build(
     let nodes = crate::build::build_set(&graph, &plan);
     let engine = crate::engine::Engine::connect().await?;
     let logs = tempfile::tempdir()?;
-    let reporter = Arc::new(crate::report::Reporter::quiet(logs.path()));
+    let reporter = Arc::new(crate::progress::Reporter::quiet(logs.path()));
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let start = Instant::now();
     let report = crate::build::build(Arc::new(spec), &graph, &nodes, engine, options, reporter, rx).await?;
@@ -217,7 +217,7 @@ fn critical_path(spec_path: &Path, report: &crate::build::BuildReport) -> anyhow
 impl BuildBench {
     pub async fn run(&self, cli: &super::Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         use crate::build::BuildOptions;
-        let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
+        let jobs = crate::paths::parallelism(2);
         let fixture_dir = tempfile::tempdir()?;
         let mut stacks: Vec<(&str, std::path::PathBuf)> = Vec::new();
         let namespace = format!("bench-{}", std::process::id());

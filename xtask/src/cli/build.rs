@@ -10,12 +10,12 @@ use tokio::sync::watch;
 
 use super::plan::Selector;
 use super::Cli;
-use crate::build::{self, BuildOptions};
+use crate::build::{self, BuildOptions, BuildRunError};
 use crate::engine::Engine;
-use crate::git::Repo;
+use crate::error::Error;
 use crate::graph::ImageGraph;
+use crate::progress::Reporter;
 use crate::render;
-use crate::report::Reporter;
 
 #[derive(Debug, Args)]
 pub struct Build {
@@ -47,24 +47,12 @@ pub struct Build {
     pub dry_run: bool,
 }
 
-/// How a build run ended, when not well; mapped to exit codes.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildRunError {
-    #[error("{failed} of {total} images did not build (see above)")]
-    Failed { failed: usize, total: usize },
-    #[error("interrupted: running builds were cancelled; no tag was moved for them")]
-    Interrupted,
-}
-
-fn default_jobs() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2)
-}
-
 /// Turns Ctrl-C and SIGTERM into `true` on the returned channel.
 fn interrupts(reporter: Arc<Reporter>) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
+    let mut interrupts = crate::signals::Interrupts::listen();
     tokio::spawn(async move {
-        super::interrupted().await;
+        interrupts.recv().await;
         reporter.note("interrupted: cancelling running builds, starting no new ones");
         let _ = tx.send(true);
     });
@@ -72,7 +60,7 @@ fn interrupts(reporter: Arc<Reporter>) -> watch::Receiver<bool> {
 }
 
 impl Build {
-    pub async fn run(&self, cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    pub async fn run(&self, cli: &Cli, out: &mut dyn Write) -> Result<(), Error> {
         let (spec, plan, _) = self.selector.plan(cli)?;
         let graph = ImageGraph::new(&spec);
         let nodes = build::build_set(&graph, &plan);
@@ -92,8 +80,9 @@ impl Build {
             out.write_all(render::plan::text(&plan).as_bytes())?;
             return Ok(());
         }
-        let reporter = Arc::new(Reporter::new(&super::work_dir(&spec).join("logs")));
+        let reporter = Arc::new(Reporter::new(&crate::paths::build_logs(&spec)));
         let engine = Engine::connect().await?;
+        let defaults = BuildOptions::for_spec(&spec, self.ca_bundle.clone(), &reporter);
         reporter.note(&format!(
             "engine {} (API {}) at {}; {} image{} to check",
             engine.server_version,
@@ -102,30 +91,14 @@ impl Build {
             nodes.len(),
             if nodes.len() == 1 { "" } else { "s" }
         ));
-        let repo = Repo::discover(&spec.dir).ok();
-        let ca_bundle = self.ca_bundle.clone().or_else(|| {
-            let configured = spec.stack.ca_bundle.clone()?;
-            let path = if configured.is_absolute() { configured } else { spec.dir.join(configured) };
-            if path.is_file() {
-                Some(path)
-            } else {
-                reporter.note(&format!(
-                    "notice: stack.ca_bundle {} does not exist here; RUN steps get an empty bundle",
-                    path.display()
-                ));
-                None
-            }
-        });
         let options = BuildOptions {
-            jobs: self.jobs.unwrap_or_else(default_jobs),
+            jobs: self.jobs.unwrap_or(defaults.jobs),
             fail_fast: self.fail_fast,
             no_cache: self.no_cache,
             force: self.force,
             cache_from: self.cache_from.clone(),
             registry: self.registry,
-            ca_bundle,
-            revision: repo.as_ref().and_then(Repo::revision),
-            source: repo.as_ref().and_then(Repo::source),
+            ..defaults
         };
         let interrupt = interrupts(reporter.clone());
         let watched = interrupt.clone();

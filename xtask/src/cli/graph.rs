@@ -22,7 +22,7 @@ pub struct Graph {
 }
 
 impl Graph {
-    pub fn run(&self, cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    pub fn run(&self, cli: &Cli, out: &mut dyn Write) -> Result<(), crate::error::Error> {
         let spec = cli.load_spec()?;
         let graph = ImageGraph::new(&spec);
         let text = match self.format {

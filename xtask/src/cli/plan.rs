@@ -52,7 +52,7 @@ pub struct Plan {
 
 impl Selector {
     /// Builds the plan this selector describes, running git for `--since`.
-    pub fn plan(&self, cli: &Cli) -> anyhow::Result<(crate::spec::Spec, plan::BuildPlan, String)> {
+    pub fn plan(&self, cli: &Cli) -> Result<(crate::spec::Spec, plan::BuildPlan, String), crate::error::Error> {
         let spec = cli.load_spec()?;
         let graph = ImageGraph::new(&spec);
         let spec_dir = absolute(&spec.dir);
@@ -84,7 +84,7 @@ fn absolute(path: &Path) -> std::path::PathBuf {
 }
 
 impl Plan {
-    pub fn run(&self, cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    pub fn run(&self, cli: &Cli, out: &mut dyn Write) -> Result<(), crate::error::Error> {
         let (spec, plan, spec_dir) = self.selector.plan(cli)?;
         let text = match self.format {
             PlanFormat::Text => render::plan::text(&plan),

@@ -40,6 +40,15 @@ fn wait_for(host: &str) {
 impl Registry {
     /// Starts a registry; with `auth`, only that user and password may push or pull.
     pub fn start(auth: Option<(&str, &str)>) -> Registry {
+        Registry::start_with(auth, false)
+    }
+
+    /// A registry in read-only maintenance mode: it answers and serves, and refuses every push.
+    pub fn start_read_only() -> Registry {
+        Registry::start_with(None, true)
+    }
+
+    fn start_with(auth: Option<(&str, &str)>, read_only: bool) -> Registry {
         assert!(
             std::path::Path::new(BINARY).is_file(),
             "these tests need Debian's `docker-registry` package (.ci/run installs it)"
@@ -50,6 +59,9 @@ impl Registry {
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         );
+        if read_only {
+            config = config.replace("http:\n", "  maintenance:\n    readonly:\n      enabled: true\nhttp:\n");
+        }
         if let Some((user, password)) = auth {
             let hash = bcrypt::hash(password, 4).unwrap();
             let htpasswd = dir.path().join("htpasswd");

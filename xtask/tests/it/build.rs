@@ -1,16 +1,15 @@
 //! `cargo xtask build` against the real Docker engine, on the fixture stack (busybox-based, so
 //! each build takes a second). Every test uses its own namespace and removes its images.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::engine::EngineStack;
-use common::registry::Registry;
+use crate::common::engine::EngineStack;
+use crate::common::registry::Registry;
 use tokio::sync::watch;
-use xtask::build::{self, BuildOptions, BuildReport, Status, BUILD_TAG, LABEL_INPUTS, LABEL_PARENT};
+use xtask::build::{self, BuildOptions, BuildReport, Status, BUILD_TAG};
 use xtask::engine::Engine;
+use xtask::labels;
 use xtask::plan::Variants;
 use xtask::scheduler::Outcome;
 
@@ -186,8 +185,8 @@ async fn labels_say_what_the_image_is_and_what_built_it() {
     ] {
         assert_eq!(labels.get(key).map(String::as_str), Some(value), "{key}: {labels:?}");
     }
-    assert_eq!(labels[LABEL_INPUTS], app_built.digest);
-    assert_eq!(labels[LABEL_PARENT], format!("{}@{}", base.pin, base.id));
+    assert_eq!(labels[labels::INPUTS], app_built.digest);
+    assert_eq!(labels[labels::PARENT], format!("{}@{}", base.pin, base.id));
     assert!(labels["org.opencontainers.image.created"].starts_with("20"), "{labels:?}");
 }
 

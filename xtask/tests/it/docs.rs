@@ -3,12 +3,10 @@
 //! other images go on; `--check`; and the package diff between two builds that differ by one
 //! package.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::engine::EngineStack;
+use crate::common::engine::EngineStack;
 use xtask::build::BuildOptions;
 use xtask::docs::{self, Snapshot};
 use xtask::plan::Variants;

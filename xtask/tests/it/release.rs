@@ -3,14 +3,12 @@
 //! tags computed inside images, only what passed pushed, pulled back by digest, refused
 //! credentials, a push killed midway and run again, and promotion that keeps the digest.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::engine::EngineStack;
-use common::registry::Registry;
+use crate::common::engine::EngineStack;
+use crate::common::registry::Registry;
 use tempfile::TempDir;
 use xtask::build::BuildOptions;
 use xtask::credentials::Credentials;

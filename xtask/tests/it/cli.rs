@@ -1,11 +1,9 @@
 //! `cargo xtask plan` and `graph` run as users run them, on the fixture stack: outputs and exit
 //! codes.
 
-mod common;
-
 use std::process::{Command, Output};
 
-use common::{fixture_dir, Stack};
+use crate::common::{fixture_dir, Stack};
 
 fn xtask(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().unwrap()

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use xtask::bases;
 use xtask::engine::Engine;
-use xtask::report::Reporter;
+use xtask::progress::Reporter;
 use xtask::spec::Spec;
 
 #[tokio::test]
 async fn the_real_base_is_on_the_engine_or_made_by_debootstrap() {
-    let root = xtask::cli::project_root();
+    let root = xtask::paths::project_root();
     let spec = Spec::load(&root.join("images/spec.yml")).unwrap_or_else(|e| panic!("{e}"));
     let base = &spec.bases["debian"];
     assert!(

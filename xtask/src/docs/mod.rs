@@ -1,4 +1,5 @@
-//! The documentation pages of `cargo xtask docs`, and what changed between releases. Pure.
+//! The documentation pages of `cargo xtask docs`, and what changed between releases. Pure in
+//! this file; `collect` runs the commands inside the images and writes the files.
 //!
 //! Each image (node) gets a [`Snapshot`]: build info from its labels, its layers, the output of
 //! each documentation command, and the packages read from those outputs. The snapshot is kept
@@ -7,13 +8,17 @@
 //! downgraded and how the size moved. Regenerating for the same image gives the same bytes
 //! (no clock, no host), which is what `docs --check` relies on.
 
+mod collect;
+
+pub use collect::{generate, stale, write, DocsError, Generated, COMMAND_TIMEOUT};
+
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::graph::ImageGraph;
-use crate::report::human_size;
+use crate::progress::human_size;
 use crate::spec::Spec;
 
 pub const SNAPSHOT_SCHEMA: &str = "stack-image-doc/v1";
@@ -39,11 +44,8 @@ pub struct Section {
     pub packages: Option<Packages>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Layer {
-    pub created_by: String,
-    pub size: i64,
-}
+/// One layer of an image (the engine's history, oldest first on a page).
+pub use crate::engine::Layer;
 
 /// What a release of an image was, as far as the next one compares with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

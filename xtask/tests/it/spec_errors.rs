@@ -1,9 +1,7 @@
 //! Every kind of spec mistake gets its precise error: the code, the file:line:column and a
 //! message that names what is wrong, plus a hint.
 
-mod common;
-
-use common::Stack;
+use crate::common::Stack;
 use rstest::rstest;
 use xtask::diagnostic::Code;
 use xtask::spec::Spec;

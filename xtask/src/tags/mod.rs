@@ -4,8 +4,12 @@
 //! (`<prefix>-<branch>`, the commit, the build date, all read from the image's labels), and version
 //! tags made from what a command printed inside the image (`python-3.11.2`). Variants need no
 //! tag scheme of their own: a variant's images live in their own repository (`<image><suffix>`,
-//! `base-notebook-gpu`), so the same tags serve every variant. Nothing here runs a command or
-//! talks to an engine.
+//! `base-notebook-gpu`), so the same tags serve every variant. Nothing in this file runs a
+//! command or talks to an engine; `run` does that work (the `tag` command's library side).
+
+mod run;
+
+pub use run::{branch, built_images, tag, write_record, TagRunError, Tagged, VERSION_TIMEOUT};
 
 use serde::{Deserialize, Serialize};
 

@@ -35,7 +35,7 @@ async fn fixture() -> &'static Fixture {
             let graph = ImageGraph::new(&spec);
             let nodes: Vec<NodeId> = graph.topological_order().cloned().collect();
             let engine = Engine::connect().await.unwrap();
-            let reporter = Arc::new(xtask::report::Reporter::quiet(&dir.path().join("logs")));
+            let reporter = Arc::new(xtask::progress::Reporter::quiet(&dir.path().join("logs")));
             let (_tx, rx) = tokio::sync::watch::channel(false);
             let options = xtask::build::BuildOptions { jobs: 2, ..Default::default() };
             let report =
@@ -99,7 +99,7 @@ async fn run_suite_with(image: &str, suite: &str, agents: bool) -> Vec<(String, 
     runner.use_agents = agents;
     let mut out = Vec::new();
     for trial in trials_from(&fixture.spec, image, suite) {
-        out.push((trial.name.clone(), runner.run(&trial).await));
+        out.push((trial.name.clone(), runner.run(&trial).await.map_err(|error| error.to_string())));
     }
     runner.cleanup().await;
     out
@@ -370,7 +370,7 @@ async fn scripts_run_inside_the_container_and_fail_with_their_output() {
     let failed = runner.run(&trial(&bad)).await;
     runner.cleanup().await;
     passed.unwrap();
-    let error = failed.unwrap_err();
+    let error = failed.unwrap_err().to_string();
     assert!(error.contains("script bad.sh (`sh bad.sh`) exited with 4"), "{error}");
     assert!(error.contains("| about to fail") && error.contains("| details"), "{error}");
 }
@@ -495,8 +495,11 @@ services:
     }
 }
 
+#[rstest::rstest]
+#[case::ctrl_c("-INT")]
+#[case::ci_cancel("-TERM")]
 #[tokio::test]
-async fn an_interrupted_run_removes_its_containers() {
+async fn an_interrupted_run_removes_its_containers(#[case] signal: &str) {
     fixture().await;
     let dir = tempfile::tempdir().unwrap();
     // Same namespace as the shared fixture: its images are up to date, nothing is built.
@@ -526,7 +529,7 @@ async fn an_interrupted_run_removes_its_containers() {
         assert!(std::time::Instant::now() < deadline, "the run never started its container");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    std::process::Command::new("kill").args([signal, &pid]).status().unwrap();
     let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
         .await
         .expect("the run did not stop")
@@ -560,7 +563,7 @@ async fn a_panicking_check_fails_alone_and_the_container_is_still_removed() {
         runner.run(&trial).await.unwrap();
     }
     let panicked = std::thread::spawn(|| harness::run::guarded(|| panic!("boom"))).join().unwrap();
-    assert!(panicked.as_ref().unwrap_err().contains("boom"), "{panicked:?}");
+    assert!(panicked.as_ref().unwrap_err().to_string().contains("boom"), "{panicked:?}");
     let started = runner.started();
     runner.cleanup().await;
     let left = engine.containers().await.unwrap();

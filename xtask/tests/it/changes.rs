@@ -1,9 +1,7 @@
 //! Change detection against real git repositories: which images a branch's changes rebuild or
 //! re-test, and why.
 
-mod common;
-
-use common::Stack;
+use crate::common::Stack;
 use xshell::cmd;
 use xtask::git::{GitError, Repo};
 use xtask::graph::ImageGraph;

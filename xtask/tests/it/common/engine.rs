@@ -9,7 +9,7 @@ use xtask::build::{self, BuildOptions, BuildReport};
 use xtask::engine::Engine;
 use xtask::graph::ImageGraph;
 use xtask::plan::{plan, PlanRequest, Selection, Variants};
-use xtask::report::Reporter;
+use xtask::progress::Reporter;
 use xtask::spec::Spec;
 
 use super::Stack;

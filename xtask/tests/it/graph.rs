@@ -1,10 +1,8 @@
 //! The image graph of the fixture stack: order, levels, ancestors and descendants, per variant.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::fixture_dir;
+use crate::common::fixture_dir;
 use rstest::rstest;
 use xtask::graph::{EdgeKind, ImageGraph, NodeId};
 use xtask::spec::Spec;

@@ -55,7 +55,7 @@ fn escape(text: &str) -> String {
 
 /// A JUnit XML report: one `testsuite` per image, one `testcase` per trial (`classname` the
 /// image, `name` the rest).
-pub fn junit(records: &[Record]) -> String {
+pub fn xml(records: &[Record]) -> String {
     let mut by_image: Vec<(String, Vec<&Record>)> = Vec::new();
     for record in records {
         let image = record.name.split("::").next().unwrap_or_default().to_string();
@@ -129,7 +129,7 @@ mod tests {
                 verdict: Verdict::Skipped("no GPU".into()),
             },
         ];
-        let xml = junit(&records);
+        let xml = xml(&records);
         assert!(xml.contains("<testsuites name=\"images\" tests=\"3\" failures=\"1\" skipped=\"1\">"), "{xml}");
         assert!(xml.contains("<testsuite name=\"a\" tests=\"2\" failures=\"1\" skipped=\"0\""), "{xml}");
         assert!(xml.contains("<failure message=\"want &lt;1&gt; &amp; &quot;2&quot;\">want &lt;1&gt; &amp; &quot;2&quot;\nmore</failure>"), "{xml}");
@@ -155,7 +155,7 @@ mod tests {
             },
             Record { name: "b::s::gpu".into(), duration: Duration::ZERO, verdict: Verdict::Skipped("no GPU".into()) },
         ];
-        let xml = junit(&records);
+        let xml = xml(&records);
         let mut reader = quick_xml::Reader::from_str(&xml);
         let (mut cases, mut failures, mut skipped) = (0, 0, 0);
         loop {

@@ -1,0 +1,289 @@
+//! `cargo xtask release`, the library side: what may be pushed (`decide`, pure), the protocol
+//! that pushes it (`publish`: pins first, tags last) and promotion (`promote`), over two narrow
+//! interfaces that the engine ([`EnginePusher`]) and the registry's API ([`RegistryStore`])
+//! implement here. The CLI only reads flags and prints [`publish::Event`]s.
+
+mod decide;
+pub mod promote;
+pub mod publish;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use decide::{
+    decide, parse_junit, Counts, Hold, Promotion, ReleaseRecord, ReleasedImage, ResultsError, RELEASE_RECORD_SCHEMA,
+};
+pub use publish::{Backoff, Event, ManifestStore, PinPusher, Push};
+
+use crate::credentials::Credentials;
+use crate::engine::{Engine, EngineError};
+use crate::error::ExitCode;
+use crate::graph::{ImageGraph, NodeId};
+use crate::registry::{Manifest, Registry, RegistryError};
+use crate::spec::Spec;
+use crate::tags::TagRecord;
+
+/// How a release or a promotion fails.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("no registry to release to: {} sets `stack.registry: \"\"`\n  hint: pass `--registry HOST[:PORT]`, or set `stack.registry`", spec.display())]
+    NoRegistry { spec: PathBuf },
+    #[error("no tag record at {}: {source}\n  hint: tag the built images first: `cargo xtask tag`", path.display())]
+    NoTagRecord { path: PathBuf, source: std::io::Error },
+    #[error("{} is not a tag record: {reason}\n  hint: tag again: `cargo xtask tag`", path.display())]
+    BadTagRecord { path: PathBuf, reason: String },
+    #[error("{} names `{node}`, which the spec does not have\n  hint: tag again: `cargo xtask tag`", path.display())]
+    UnknownNode { path: PathBuf, node: String },
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+    #[error("no test results: release pushes only what passed\n  hint: pass `--results <junit.xml>` (written by `STACK_JUNIT=<junit.xml> cargo test`), or `--untested` to push without them")]
+    NoResults,
+    #[error("nothing was pushed: --all-or-nothing, and these images were held back:\n  {}", .held.join("\n  "))]
+    AllOrNothing { held: Vec<String> },
+    #[error("{node}: image {id} (tagged by `cargo xtask tag`) is no longer on this engine\n  hint: `cargo xtask build {node} && cargo xtask tag {node}`")]
+    ImageGone { node: String, id: String },
+    #[error("pushing {reference} failed{}: {source}", if source.is_transient() { " after retries" } else { "" })]
+    Push { reference: String, source: EngineError },
+    #[error("reading back {reference}: the pushed manifest is not in the registry; no tag was moved\n  hint: run the release again")]
+    ReadBack { reference: String },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("`{tag}` is not a valid tag: {why}")]
+    InvalidTag { tag: String, why: String },
+    #[error("cannot promote `{from}`: {} of {total} images lack it in {registry}: {}; no tag was moved\n  hint: release them first (`cargo xtask tag && cargo xtask release --results ...`), or promote a tag every image has", .missing.len(), .missing.join(", "))]
+    PromoteIncomplete { from: String, missing: Vec<String>, total: usize, registry: String },
+    #[error("`{to}` already names other images; no tag was moved:\n  {}\n  hint: pass `--force` to move it anyway", .taken.join("\n  "))]
+    PromoteTaken { to: String, taken: Vec<String> },
+    #[error("cannot write the release record {}: {source}", path.display())]
+    Record { path: PathBuf, source: std::io::Error },
+}
+
+impl ReleaseError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            ReleaseError::NoTagRecord { .. } | ReleaseError::ImageGone { .. } => ExitCode::NotBuilt,
+            ReleaseError::NoRegistry { .. }
+            | ReleaseError::BadTagRecord { .. }
+            | ReleaseError::UnknownNode { .. }
+            | ReleaseError::Results(_)
+            | ReleaseError::NoResults
+            | ReleaseError::AllOrNothing { .. }
+            | ReleaseError::InvalidTag { .. }
+            | ReleaseError::PromoteIncomplete { .. }
+            | ReleaseError::PromoteTaken { .. } => ExitCode::Refused,
+            ReleaseError::Push { .. } | ReleaseError::ReadBack { .. } | ReleaseError::Registry(_) => ExitCode::Registry,
+            ReleaseError::Engine(_) => ExitCode::Engine,
+            ReleaseError::Record { .. } => ExitCode::Failure,
+        }
+    }
+}
+
+/// What `release` was asked to push.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The tag record `cargo xtask tag` wrote.
+    pub tags: PathBuf,
+    /// The harness's JUnit report.
+    pub results: Option<PathBuf>,
+    pub untested: bool,
+    pub all_or_nothing: bool,
+    /// `host[:port]` of the registry to push to.
+    pub host: String,
+}
+
+/// What will be pushed, and what is held back and why.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub pushes: Vec<Push>,
+    pub held: Vec<ReleasedImage>,
+    /// Every node of the record, in the stack's order (the record lists images that way).
+    pub order: Vec<String>,
+}
+
+/// Reads the tag record and the test results and decides, image by image. Reads files only.
+pub fn prepare(spec: &Spec, graph: &ImageGraph, request: &Request) -> Result<Prepared, ReleaseError> {
+    let tagged = read_tag_record(&request.tags)?;
+    let by_node: BTreeMap<&str, &crate::tags::TaggedImage> =
+        tagged.images.iter().map(|image| (image.node.as_str(), image)).collect();
+    let nodes: Vec<NodeId> =
+        graph.topological_order().filter(|id| by_node.contains_key(id.name.as_str())).cloned().collect();
+    if let Some(unknown) = tagged.images.iter().find(|image| !nodes.iter().any(|id| id.name == image.node)) {
+        return Err(ReleaseError::UnknownNode { path: request.tags.clone(), node: unknown.node.clone() });
+    }
+    let results = match &request.results {
+        Some(path) => Some(read_results(path)?),
+        None if request.untested => None,
+        None => return Err(ReleaseError::NoResults),
+    };
+    let decisions = decide(graph, &nodes, results.as_ref(), request.untested, request.all_or_nothing);
+    let mut prepared =
+        Prepared { pushes: vec![], held: vec![], order: nodes.iter().map(|id| id.name.clone()).collect() };
+    for (id, hold) in decisions {
+        let image = by_node[id.name.as_str()];
+        let (repository, path) = repository(spec, &id, &request.host);
+        match hold {
+            Some(hold) => prepared.held.push(ReleasedImage {
+                node: id.name.clone(),
+                repository,
+                status: "held".into(),
+                reason: Some(hold.to_string()),
+                digest: None,
+                tags: vec![],
+            }),
+            None => prepared.pushes.push(Push {
+                node: id.name.clone(),
+                image_id: image.id.clone(),
+                repository,
+                path,
+                pin: image.pin.clone(),
+                tags: image.tags.clone(),
+            }),
+        }
+    }
+    if request.all_or_nothing && !prepared.held.is_empty() {
+        let consequence = Hold::AllOrNothing.to_string();
+        let held = prepared
+            .held
+            .iter()
+            .filter_map(|image| {
+                image.reason.as_ref().filter(|r| **r != consequence).map(|r| format!("{}: {r}", image.node))
+            })
+            .collect();
+        return Err(ReleaseError::AllOrNothing { held });
+    }
+    Ok(prepared)
+}
+
+fn read_tag_record(path: &Path) -> Result<TagRecord, ReleaseError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ReleaseError::NoTagRecord { path: path.to_path_buf(), source })?;
+    serde_json::from_str(&text)
+        .map_err(|e| ReleaseError::BadTagRecord { path: path.to_path_buf(), reason: e.to_string() })
+}
+
+fn read_results(path: &Path) -> Result<BTreeMap<String, Counts>, ReleaseError> {
+    let failed = |reason: String| ResultsError { path: path.display().to_string(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?;
+    Ok(parse_junit(&text).map_err(failed)?)
+}
+
+/// The stack's repository of a node on `host` instead of the spec's registry: `(host/path,
+/// path under the registry)`.
+pub fn repository(spec: &Spec, id: &NodeId, host: &str) -> (String, String) {
+    let full = spec.repository(&id.image, &id.variant);
+    let path = if spec.stack.registry.is_empty() {
+        full.clone()
+    } else {
+        full.strip_prefix(&format!("{}/", spec.stack.registry)).unwrap_or(&full).to_string()
+    };
+    (format!("{host}/{path}"), path)
+}
+
+/// Checks that every image to push is still on the engine.
+pub async fn check_present(engine: &Engine, prepared: &Prepared) -> Result<(), ReleaseError> {
+    for push in &prepared.pushes {
+        if engine.image(&push.image_id).await?.is_none() {
+            return Err(ReleaseError::ImageGone { node: push.node.clone(), id: push.image_id.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// Pushes what `prepared` says through the engine and the registry's API, and returns the
+/// record: pushed and held images, in the stack's order. Refused credentials stop it before
+/// anything is uploaded.
+pub async fn push(
+    engine: &Engine,
+    registry: Arc<Registry>,
+    credentials: Option<Credentials>,
+    prepared: &Prepared,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<ReleaseRecord, ReleaseError> {
+    let mut record =
+        ReleaseRecord { schema: RELEASE_RECORD_SCHEMA.into(), registry: registry.host.clone(), ..Default::default() };
+    record.images = prepared.held.clone();
+    if let Some(first) = prepared.pushes.first() {
+        let (client, path) = (registry.clone(), first.path.clone());
+        blocking(move || client.check_access(&path)).await??;
+        let pusher = EnginePusher { engine, credentials };
+        let store = RegistryStore(registry);
+        for published in publish::publish(&pusher, &store, &prepared.pushes, Backoff::default(), on_event).await? {
+            record.images.push(ReleasedImage {
+                node: published.node,
+                repository: published.repository,
+                status: "pushed".into(),
+                reason: None,
+                digest: Some(published.digest),
+                tags: published.tags,
+            });
+        }
+    }
+    let order: BTreeMap<&str, usize> = prepared.order.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    record.images.sort_by_key(|image| order.get(image.node.as_str()).copied());
+    Ok(record)
+}
+
+/// Promotes `from` to `to` for every image of the stack, in every variant.
+pub async fn promote_stack(
+    spec: &Spec,
+    graph: &ImageGraph,
+    registry: Arc<Registry>,
+    request: promote::Request<'_>,
+) -> Result<Vec<Promotion>, ReleaseError> {
+    let targets: Vec<promote::Target> = graph
+        .topological_order()
+        .map(|id| {
+            let (repository, path) = repository(spec, id, &registry.host);
+            promote::Target { node: id.name.clone(), repository, path }
+        })
+        .collect();
+    promote::promote(&RegistryStore(registry), &targets, request).await
+}
+
+/// Writes the release record for the CI jobs that follow.
+pub fn write_record(path: &Path, record: &ReleaseRecord) -> Result<(), ReleaseError> {
+    crate::paths::write_json(path, record).map_err(|source| ReleaseError::Record { path: path.to_path_buf(), source })
+}
+
+/// The engine as a [`PinPusher`]: tags the image under the target repository when that differs
+/// from where it was built, then pushes the pin.
+pub struct EnginePusher<'a> {
+    pub engine: &'a Engine,
+    pub credentials: Option<Credentials>,
+}
+
+impl PinPusher for EnginePusher<'_> {
+    async fn push_pin(&self, image_id: &str, repository: &str, pin: &str) -> Result<(), EngineError> {
+        let tagged = self.engine.image(&format!("{repository}:{pin}")).await?;
+        if tagged.and_then(|image| image.id).as_deref() != Some(image_id) {
+            self.engine.tag(image_id, repository, pin).await?;
+        }
+        self.engine.push(repository, pin, self.credentials.as_ref()).await
+    }
+}
+
+/// The registry's HTTP API as a [`ManifestStore`] (blocking calls on tokio's blocking pool).
+pub struct RegistryStore(pub Arc<Registry>);
+
+impl ManifestStore for RegistryStore {
+    async fn manifest(&self, path: &str, reference: &str) -> Result<Option<Manifest>, RegistryError> {
+        let (client, path, reference) = (self.0.clone(), path.to_string(), reference.to_string());
+        blocking(move || client.manifest(&path, &reference)).await?
+    }
+
+    async fn put_manifest(&self, path: &str, tag: &str, manifest: &Manifest) -> Result<String, RegistryError> {
+        let (client, path, tag, manifest) = (self.0.clone(), path.to_string(), tag.to_string(), manifest.clone());
+        blocking(move || client.put_manifest(&path, &tag, &manifest)).await?
+    }
+}
+
+/// Runs blocking registry work on tokio's blocking pool; a panic there is the registry's
+/// failure, reported as such.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, RegistryError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| RegistryError::Unreachable { registry: "(blocking task)".into(), reason: error.to_string() })
+}

@@ -1,0 +1,185 @@
+//! Promotion: every image of the stack gets tag `to` on the digest its tag `from` names, through
+//! the registry's API alone (no pull, no push: a manifest PUT of the bytes already there, so
+//! the digest is the same by construction). All or nothing by check: nothing moves when an
+//! image lacks `from`, or when `to` already names another digest (unless forced).
+
+use super::publish::ManifestStore;
+use super::{Promotion, ReleaseError};
+
+/// One repository to promote in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub node: String,
+    /// `host/path`.
+    pub repository: String,
+    /// The repository's path under the registry.
+    pub path: String,
+}
+
+/// What to promote.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub force: bool,
+    pub dry_run: bool,
+    /// `host[:port]`, for messages.
+    pub registry: &'a str,
+}
+
+/// Moves `to` to what `from` names in every target, or explains why nothing moved.
+pub async fn promote(
+    store: &impl ManifestStore,
+    targets: &[Target],
+    request: Request<'_>,
+) -> Result<Vec<Promotion>, ReleaseError> {
+    let Request { from, to, .. } = request;
+    for tag in [from, to] {
+        if let Err(why) = crate::reference::check_tag(tag) {
+            return Err(ReleaseError::InvalidTag { tag: tag.to_string(), why });
+        }
+    }
+    let mut found = Vec::new();
+    for target in targets {
+        let source = store.manifest(&target.path, from).await?;
+        let existing = store.manifest(&target.path, to).await?;
+        found.push((source, existing));
+    }
+    let missing: Vec<String> = targets
+        .iter()
+        .zip(&found)
+        .filter(|(_, (source, _))| source.is_none())
+        .map(|(target, _)| target.node.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(ReleaseError::PromoteIncomplete {
+            from: from.to_string(),
+            missing,
+            total: targets.len(),
+            registry: request.registry.to_string(),
+        });
+    }
+    let taken: Vec<String> = targets
+        .iter()
+        .zip(&found)
+        .filter_map(|(target, (source, existing))| match (source, existing) {
+            (Some(source), Some(existing)) if source.digest != existing.digest => {
+                Some(format!("{}: `{to}` is {}, `{from}` is {}", target.node, existing.digest, source.digest))
+            }
+            _ => None,
+        })
+        .collect();
+    if !taken.is_empty() && !request.force {
+        return Err(ReleaseError::PromoteTaken { to: to.to_string(), taken });
+    }
+    let mut promotions = Vec::new();
+    for (target, (source, existing)) in targets.iter().zip(found) {
+        let Some(source) = source else { continue };
+        let status = if existing.is_some_and(|existing| existing.digest == source.digest) {
+            "already there"
+        } else if request.dry_run {
+            "would move"
+        } else {
+            store.put_manifest(&target.path, to, &source).await?;
+            "moved"
+        };
+        promotions.push(Promotion {
+            node: target.node.clone(),
+            repository: target.repository.clone(),
+            from: from.to_string(),
+            to: to.to_string(),
+            digest: source.digest.clone(),
+            status: status.into(),
+        });
+    }
+    Ok(promotions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::publish::fakes::{manifest_of, Failure, World};
+    use super::*;
+
+    fn targets() -> Vec<Target> {
+        ["base", "app"]
+            .iter()
+            .map(|name| Target {
+                node: name.to_string(),
+                repository: format!("reg/ns/{name}"),
+                path: format!("ns/{name}"),
+            })
+            .collect()
+    }
+
+    fn request(force: bool, dry_run: bool) -> Request<'static> {
+        Request { from: "1.0-main", to: "stable", force, dry_run, registry: "reg" }
+    }
+
+    fn released() -> World {
+        let world = World::default();
+        world.put("ns/base:1.0-main", manifest_of("sha256:base"));
+        world.put("ns/app:1.0-main", manifest_of("sha256:app"));
+        world
+    }
+
+    fn moved(world: &World) -> Vec<String> {
+        world.log().into_iter().filter(|entry| entry.starts_with("put ")).collect()
+    }
+
+    #[tokio::test]
+    async fn moves_every_tag_to_the_same_digest() {
+        let world = released();
+        let promotions = promote(&world, &targets(), request(false, false)).await.unwrap();
+        assert_eq!(moved(&world), ["put ns/base:stable", "put ns/app:stable"]);
+        assert_eq!(world.get("ns/app:stable"), world.get("ns/app:1.0-main"));
+        assert!(promotions.iter().all(|p| p.status == "moved"));
+        let again = promote(&world, &targets(), request(false, false)).await.unwrap();
+        assert!(again.iter().all(|p| p.status == "already there"), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn an_image_without_the_source_tag_moves_nothing() {
+        let world = World::default();
+        world.put("ns/base:1.0-main", manifest_of("sha256:base"));
+        let error = promote(&world, &targets(), request(false, false)).await.unwrap_err();
+        assert!(matches!(&error, ReleaseError::PromoteIncomplete { missing, .. } if missing == &["app"]), "{error}");
+        assert!(moved(&world).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_target_naming_another_digest_moves_nothing_unless_forced() {
+        let world = released();
+        world.put("ns/app:stable", manifest_of("sha256:old"));
+        let error = promote(&world, &targets(), request(false, false)).await.unwrap_err();
+        assert!(matches!(error, ReleaseError::PromoteTaken { .. }));
+        assert!(moved(&world).is_empty());
+        promote(&world, &targets(), request(true, false)).await.unwrap();
+        assert_eq!(world.get("ns/app:stable"), world.get("ns/app:1.0-main"));
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_moves_nothing() {
+        let world = released();
+        let promotions = promote(&world, &targets(), request(false, true)).await.unwrap();
+        assert!(moved(&world).is_empty());
+        assert!(promotions.iter().all(|p| p.status == "would move"));
+    }
+
+    #[tokio::test]
+    async fn a_registry_failure_while_reading_moves_nothing() {
+        let world = released();
+        world.fail_at(2, Failure::Unreachable);
+        assert!(matches!(promote(&world, &targets(), request(false, false)).await, Err(ReleaseError::Registry(_))));
+        assert!(moved(&world).is_empty());
+    }
+
+    #[rstest::rstest]
+    #[case("stable:x")]
+    #[case("")]
+    #[tokio::test]
+    async fn refuses_tags_docker_would_refuse(#[case] tag: &str) {
+        let world = released();
+        let request = Request { to: tag, ..request(false, false) };
+        assert!(matches!(promote(&world, &targets(), request).await, Err(ReleaseError::InvalidTag { .. })));
+    }
+}

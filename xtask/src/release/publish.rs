@@ -1,0 +1,390 @@
+//! The release protocol, over two narrow interfaces: [`PinPusher`] (what the engine does: push
+//! an image's blobs and manifest under its content-addressed pin) and [`ManifestStore`] (what
+//! the registry's API does: read a manifest, put it under another tag).
+//!
+//! **The property it keeps: a tag never names an incomplete image.** Every pin is pushed and
+//! its manifest read back before the first human tag moves; a tag is then a manifest PUT of
+//! bytes the registry already holds, so promotion keeps digests by construction. A failure
+//! at any point before the tags leaves no tag moved; a re-run resumes (the engine skips blobs
+//! the registry has). Transient push failures are tried again with backoff.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::ReleaseError;
+use crate::engine::EngineError;
+use crate::registry::{Manifest, RegistryError};
+
+/// Pushes an image under its pin: blobs first, then the manifest (the engine's push).
+pub trait PinPusher {
+    /// Pushes image `image_id` as `repository:pin`.
+    fn push_pin(
+        &self,
+        image_id: &str,
+        repository: &str,
+        pin: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+}
+
+/// Reads and writes manifests in the registry (its HTTP API). `path` is the repository's path
+/// under the registry (`org/notebooks/base-notebook`).
+pub trait ManifestStore {
+    fn manifest(
+        &self,
+        path: &str,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<Manifest>, RegistryError>> + Send;
+    /// Puts `manifest` under `path:tag`; returns the digest the registry reports.
+    fn put_manifest(
+        &self,
+        path: &str,
+        tag: &str,
+        manifest: &Manifest,
+    ) -> impl Future<Output = Result<String, RegistryError>> + Send;
+}
+
+/// How often a transient push failure is tried again, and the first pause (doubled each time).
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub retries: u32,
+    pub first: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff { retries: crate::registry::RETRIES, first: crate::registry::FIRST_BACKOFF }
+    }
+}
+
+/// One image to release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Push {
+    pub node: String,
+    pub image_id: String,
+    /// `host/path`: where it goes.
+    pub repository: String,
+    /// The repository's path under the registry.
+    pub path: String,
+    /// `inputs-...`.
+    pub pin: String,
+    pub tags: Vec<String>,
+}
+
+impl Push {
+    pub fn pin_reference(&self) -> String {
+        format!("{}:{}", self.repository, self.pin)
+    }
+}
+
+/// An image released: the digest its pin and every tag name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub node: String,
+    pub repository: String,
+    pub digest: String,
+    /// The pin first, then the tags.
+    pub tags: Vec<String>,
+}
+
+/// What the protocol reports as it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A pin's upload starts.
+    Pushing { node: String, reference: String },
+    /// A push failed in a way that may pass later; the next try is after `pause`.
+    Retrying { reference: String, error: String, pause: Duration },
+    /// Every tag of an image now names `digest`.
+    Tagged { node: String, repository: String, digest: String, tags: Vec<String> },
+}
+
+/// Releases `pushes`: every pin (pushed and read back), then every tag.
+pub async fn publish(
+    pusher: &impl PinPusher,
+    store: &impl ManifestStore,
+    pushes: &[Push],
+    backoff: Backoff,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Vec<Published>, ReleaseError> {
+    let mut manifests = Vec::new();
+    for push in pushes {
+        let reference = push.pin_reference();
+        on_event(Event::Pushing { node: push.node.clone(), reference: reference.clone() });
+        push_pin(pusher, push, backoff, on_event)
+            .await
+            .map_err(|source| ReleaseError::Push { reference: reference.clone(), source })?;
+        let manifest = store.manifest(&push.path, &push.pin).await?.ok_or(ReleaseError::ReadBack { reference })?;
+        manifests.push(manifest);
+    }
+    let mut published = Vec::new();
+    for (push, manifest) in pushes.iter().zip(manifests) {
+        for tag in &push.tags {
+            store.put_manifest(&push.path, tag, &manifest).await?;
+        }
+        on_event(Event::Tagged {
+            node: push.node.clone(),
+            repository: push.repository.clone(),
+            digest: manifest.digest.clone(),
+            tags: push.tags.clone(),
+        });
+        let mut tags = vec![push.pin.clone()];
+        tags.extend(push.tags.iter().cloned());
+        published.push(Published {
+            node: push.node.clone(),
+            repository: push.repository.clone(),
+            digest: manifest.digest,
+            tags,
+        });
+    }
+    Ok(published)
+}
+
+/// Pushes one pin, trying transient failures again with backoff.
+async fn push_pin(
+    pusher: &impl PinPusher,
+    push: &Push,
+    backoff: Backoff,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<(), EngineError> {
+    let mut pause = backoff.first;
+    let mut attempt = 0;
+    loop {
+        match pusher.push_pin(&push.image_id, &push.repository, &push.pin).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < backoff.retries && error.is_transient() => {
+                on_event(Event::Retrying { reference: push.pin_reference(), error: error.to_string(), pause });
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fakes {
+    //! In-memory stand-ins for the engine's push and the registry's manifests, recording every
+    //! operation in order, with failures injected by operation number.
+
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::registry::digest_of;
+
+    #[derive(Default)]
+    pub struct World {
+        /// `push path:pin`, `get path:ref`, `put path:tag`, in the order they happened.
+        pub log: Mutex<Vec<String>>,
+        /// Manifests by `path:reference`.
+        pub manifests: Mutex<HashMap<String, Manifest>>,
+        /// Operation numbers (0-based, counted over the log) that fail, and how.
+        pub failures: Mutex<HashMap<usize, Failure>>,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    pub enum Failure {
+        /// A registry that went away (transient).
+        Unreachable,
+        /// A refusal (not transient).
+        Refused,
+    }
+
+    impl World {
+        fn record(&self, entry: String) -> Option<Failure> {
+            let mut log = self.log.lock().unwrap();
+            let number = log.len();
+            log.push(entry);
+            self.failures.lock().unwrap().remove(&number)
+        }
+
+        pub fn fail_at(&self, number: usize, failure: Failure) {
+            self.failures.lock().unwrap().insert(number, failure);
+        }
+
+        pub fn log(&self) -> Vec<String> {
+            self.log.lock().unwrap().clone()
+        }
+
+        pub fn put(&self, key: &str, manifest: Manifest) {
+            self.manifests.lock().unwrap().insert(key.to_string(), manifest);
+        }
+
+        pub fn get(&self, key: &str) -> Option<Manifest> {
+            self.manifests.lock().unwrap().get(key).cloned()
+        }
+    }
+
+    /// The manifest an image's push leaves: its bytes name the image.
+    pub fn manifest_of(image_id: &str) -> Manifest {
+        let bytes = format!("{{\"config\":\"{image_id}\"}}").into_bytes();
+        Manifest { media_type: crate::registry::MANIFEST_TYPES[0].into(), digest: digest_of(&bytes), bytes }
+    }
+
+    fn engine_error(failure: Failure) -> EngineError {
+        let message = match failure {
+            Failure::Unreachable => {
+                "Put \"http://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused"
+            }
+            Failure::Refused => "unauthorized: authentication required",
+        };
+        EngineError::reported("pushing", "reg/ns/image", message)
+    }
+
+    fn registry_error(failure: Failure) -> RegistryError {
+        match failure {
+            Failure::Unreachable => {
+                RegistryError::Unreachable { registry: "fake".into(), reason: "connection refused".into() }
+            }
+            Failure::Refused => RegistryError::Unauthorized { registry: "fake".into(), who: "nobody".into() },
+        }
+    }
+
+    impl PinPusher for World {
+        async fn push_pin(&self, image_id: &str, repository: &str, pin: &str) -> Result<(), EngineError> {
+            let path = repository.split_once('/').map_or(repository, |(_, path)| path);
+            if let Some(failure) = self.record(format!("push {path}:{pin}")) {
+                return Err(engine_error(failure));
+            }
+            self.put(&format!("{path}:{pin}"), manifest_of(image_id));
+            Ok(())
+        }
+    }
+
+    impl ManifestStore for World {
+        async fn manifest(&self, path: &str, reference: &str) -> Result<Option<Manifest>, RegistryError> {
+            match self.record(format!("get {path}:{reference}")) {
+                Some(failure) => Err(registry_error(failure)),
+                None => Ok(self.get(&format!("{path}:{reference}"))),
+            }
+        }
+
+        async fn put_manifest(&self, path: &str, tag: &str, manifest: &Manifest) -> Result<String, RegistryError> {
+            if let Some(failure) = self.record(format!("put {path}:{tag}")) {
+                return Err(registry_error(failure));
+            }
+            self.put(&format!("{path}:{tag}"), manifest.clone());
+            Ok(manifest.digest.clone())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fakes::{manifest_of, Failure, World};
+    use super::*;
+
+    const NO_WAIT: Backoff = Backoff { retries: 2, first: Duration::ZERO };
+
+    fn pushes() -> Vec<Push> {
+        ["base", "app"]
+            .iter()
+            .map(|name| Push {
+                node: name.to_string(),
+                image_id: format!("sha256:{name}"),
+                repository: format!("reg/ns/{name}"),
+                path: format!("ns/{name}"),
+                pin: "inputs-1".into(),
+                tags: vec!["1.0-main".into(), "abc".into()],
+            })
+            .collect()
+    }
+
+    async fn run(world: &World) -> (Result<Vec<Published>, ReleaseError>, Vec<Event>) {
+        let mut events = Vec::new();
+        let result = publish(world, world, &pushes(), NO_WAIT, &mut |event| events.push(event)).await;
+        (result, events)
+    }
+
+    fn tags_moved(world: &World) -> Vec<String> {
+        world.log().into_iter().filter(|entry| entry.starts_with("put ")).collect()
+    }
+
+    #[tokio::test]
+    async fn every_pin_is_pushed_and_read_back_before_the_first_tag_moves() {
+        let world = World::default();
+        let (result, _) = run(&world).await;
+        let published = result.unwrap();
+        assert_eq!(
+            world.log(),
+            [
+                "push ns/base:inputs-1",
+                "get ns/base:inputs-1",
+                "push ns/app:inputs-1",
+                "get ns/app:inputs-1",
+                "put ns/base:1.0-main",
+                "put ns/base:abc",
+                "put ns/app:1.0-main",
+                "put ns/app:abc",
+            ]
+        );
+        assert_eq!(published[0].digest, manifest_of("sha256:base").digest);
+        assert_eq!(published[1].tags, ["inputs-1", "1.0-main", "abc"]);
+        assert_eq!(world.get("ns/app:abc"), world.get("ns/app:inputs-1"), "a tag is the pin's manifest, byte for byte");
+    }
+
+    #[rstest::rstest]
+    #[case::first_push_refused(0)]
+    #[case::first_read_back_fails(1)]
+    #[case::second_push_refused(2)]
+    #[case::second_read_back_fails(3)]
+    #[tokio::test]
+    async fn a_failure_before_the_tags_moves_no_tag(#[case] at: usize) {
+        let world = World::default();
+        world.fail_at(at, Failure::Refused);
+        let (result, _) = run(&world).await;
+        assert!(result.is_err());
+        assert!(tags_moved(&world).is_empty(), "{:?}", world.log());
+        assert_eq!(world.log().len(), at + 1, "nothing is tried after a refusal: {:?}", world.log());
+    }
+
+    #[tokio::test]
+    async fn a_refused_push_is_a_registry_failure_not_tried_again() {
+        let world = World::default();
+        world.fail_at(0, Failure::Refused);
+        let (result, events) = run(&world).await;
+        let error = result.unwrap_err();
+        assert!(matches!(error, ReleaseError::Push { .. }), "{error:?}");
+        assert_eq!(error.exit_code(), crate::error::ExitCode::Registry);
+        assert!(!events.iter().any(|e| matches!(e, Event::Retrying { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_transient_push_failure_is_tried_again_and_the_release_completes() {
+        let world = World::default();
+        world.fail_at(0, Failure::Unreachable);
+        world.fail_at(1, Failure::Unreachable);
+        let (result, events) = run(&world).await;
+        assert_eq!(result.unwrap().len(), 2);
+        let retries = events.iter().filter(|e| matches!(e, Event::Retrying { .. })).count();
+        assert_eq!(retries, 2, "{events:?}");
+        assert_eq!(tags_moved(&world).len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_push_that_keeps_failing_gives_up_after_the_retries_and_moves_no_tag() {
+        let world = World::default();
+        for at in 0..3 {
+            world.fail_at(at, Failure::Unreachable);
+        }
+        let (result, _) = run(&world).await;
+        assert!(matches!(result.unwrap_err(), ReleaseError::Push { .. }));
+        assert_eq!(world.log().len(), 3, "one try and two retries: {:?}", world.log());
+        assert!(tags_moved(&world).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_pin_missing_after_its_push_stops_the_release() {
+        struct Forgetful(World);
+        impl PinPusher for Forgetful {
+            async fn push_pin(&self, _: &str, repository: &str, pin: &str) -> Result<(), EngineError> {
+                self.0.log.lock().unwrap().push(format!("push {repository}:{pin}"));
+                Ok(())
+            }
+        }
+        let forgetful = Forgetful(World::default());
+        let result = publish(&forgetful, &forgetful.0, &pushes(), NO_WAIT, &mut |_| {}).await;
+        assert!(matches!(result.unwrap_err(), ReleaseError::ReadBack { .. }));
+        assert!(tags_moved(&forgetful.0).is_empty());
+    }
+}
