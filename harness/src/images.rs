@@ -1,5 +1,7 @@
 //! The images under test: built (with their ancestors) through the build engine before any
-//! check runs, so a fresh clone's `cargo test` works; up-to-date images cost nothing.
+//! check runs, so a fresh clone's `cargo test` works; up-to-date images cost nothing, and with
+//! the registry as cache (`stack.cache: registry`, or `STACK_CACHE=registry`) an image already
+//! built elsewhere is pulled instead of built.
 
 use std::sync::Arc;
 
@@ -18,9 +20,13 @@ pub async fn ensure_built(
     nodes: &[NodeId],
     engine: &Engine,
 ) -> Result<(), Error> {
+    let tested = nodes.iter().map(|id| id.name.clone()).collect();
     let nodes = xtask::build::with_ancestors(graph, nodes);
     let reporter = Arc::new(Reporter::new(&xtask::paths::build_logs(spec)));
-    let options = xtask::build::BuildOptions::for_spec(spec, None, &reporter);
+    // The images under test must be here: those up to date in the registry are pulled; their
+    // ancestors stay where they are unless something builds on them.
+    let options =
+        xtask::build::BuildOptions { pull: tested, ..xtask::build::BuildOptions::for_spec(spec, None, &reporter) };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let report = xtask::build::build(spec.clone(), graph, &nodes, engine.clone(), options, reporter, rx)
         .await

@@ -1,26 +1,42 @@
-//! External base images: use the local one, else pull it, else make it from the spec's recipe
-//! (debootstrap into a temporary folder, or a root file system tarball, imported as an image),
-//! else one clear error naming the base and the fix. Runs host tools through xshell; reaches the engine through [`Engine`].
+//! External bases, as stack artifacts: each base has a pin (`<registry>/<namespace>/<base>:
+//! inputs-<digest>`, its digest from the repository alone, see [`crate::identity`]). A base is
+//! taken from the engine under its pin, else pulled by its pin from the stack's registry, else
+//! had as the spec says (the local image, a pull of its reference, or its recipe) and tagged
+//! under its pin, then pushed with the stack's pins when asked. So the first machine that makes
+//! a base decides it, and every other machine (a fresh CI runner, Docker Desktop with no
+//! debootstrap, a user who is not root) takes that one from the registry.
+//!
+//! Recipes are reproducible where they can be: the root file system is archived sorted, with
+//! one time (`SOURCE_DATE_EPOCH`, from the base's refresh key) and numeric owners, without
+//! logs, caches, machine-id or the ld.so cache, and loaded with an image configuration this
+//! module writes (fixed creation time, the right architecture), not `docker import`'s. Host
+//! tools run through xshell; the engine is reached through [`Engine`].
 
 use std::path::Path;
 use std::time::Duration;
 
+use serde::Serialize;
+use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
+use crate::cache::RegistryCache;
 use crate::engine::{Engine, EngineError};
+use crate::identity::Pin;
 use crate::progress::Reporter;
 use crate::spec::{Base, Debootstrap};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BaseError {
-    #[error("base `{name}` ({reference}) is not on the engine and could not be pulled ({pull_error}); the spec has no recipe to make it\n  hint: load it (`docker load`, `docker pull` where a registry is reachable), or add a `recipe` to bases.{name} in the spec")]
+    #[error("base `{name}` ({reference}) is not on the engine, not in the stack's registry under its pin, and could not be pulled ({pull_error}); the spec has no recipe to make it\n  hint: load it (`docker load`, `docker pull` where a registry is reachable), or add a `recipe` to bases.{name} in the spec")]
     Unavailable { name: String, reference: String, pull_error: String },
-    #[error("base `{name}`: making it with debootstrap needs root (it creates device files and sets owners)\n  hint: run as root, or load the image `{reference}` another way")]
+    #[error("base `{name}`: making it with debootstrap needs root (it creates device files and sets owners)\n  hint: run as root, or get the base from the stack's registry (`cargo xtask build --registry`, after a machine that can make it pushed it with `--push`), or load the image `{reference}` another way")]
     NotRoot { name: String, reference: String },
-    #[error("base `{name}`: `debootstrap` is not installed\n  hint: install it (`apt-get install debootstrap`), or load the image `{reference}` another way")]
+    #[error("base `{name}`: `debootstrap` is not installed\n  hint: install it (`apt-get install debootstrap`), or get the base from the stack's registry (`cargo xtask build --registry`, after a machine that can make it pushed it with `--push`), or load the image `{reference}` another way")]
     NoDebootstrap { name: String, reference: String },
     #[error("base `{name}`: `{command}` failed: {reason}\n  hint: the full output is in {log}")]
     RecipeFailed { name: String, command: String, reason: String, log: String },
+    #[error("base `{name}`: pushing {reference} failed: {source}")]
+    Push { name: String, reference: String, source: EngineError },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -28,50 +44,111 @@ pub enum BaseError {
 /// A base image present on the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseImage {
+    /// What children are built `FROM`: the base's pin.
     pub reference: String,
     pub id: String,
 }
 
-/// Makes sure `base` is on the engine; returns its ID.
-pub async fn ensure(
+/// Makes sure `base` is on the engine under its `pin`; pushes the pin when `push` and the
+/// registry lacks it.
+pub async fn ensure_pinned(
     engine: &Engine,
     base: &Base,
+    pin: &Pin,
     spec_dir: &Path,
+    registry: &RegistryCache,
+    push: bool,
     reporter: &Reporter,
 ) -> Result<BaseImage, BaseError> {
+    let reference = pin.reference();
+    let (in_registry, notice) = registry.has(pin).await;
+    if let Some(notice) = notice {
+        reporter.note(&notice);
+    }
+    if let Some(image) = engine.image(&reference).await? {
+        let id = image.id.unwrap_or_default();
+        if push && !in_registry && registry.is_on() {
+            push_pin(engine, base, pin, &id, reporter).await?;
+        }
+        return Ok(BaseImage { reference, id });
+    }
+    if in_registry {
+        reporter.note(&format!("base {}: pulling {reference} from the stack's registry", base.name));
+        match engine.pull(&reference, crate::credentials::for_reference(&reference).as_ref()).await {
+            Ok(()) => {
+                if let Some(image) = engine.image(&reference).await? {
+                    return Ok(BaseImage { reference, id: image.id.unwrap_or_default() });
+                }
+            }
+            Err(error) => {
+                reporter.note(&format!("base {}: pulling {reference} failed ({error}); making it", base.name))
+            }
+        }
+    }
+    let id = ensure(engine, base, pin, spec_dir, reporter).await?;
+    engine.tag(&id, &pin.repository, &pin.tag()).await?;
+    if push && registry.is_on() {
+        push_pin(engine, base, pin, &id, reporter).await?;
+    }
+    Ok(BaseImage { reference, id })
+}
+
+async fn push_pin(engine: &Engine, base: &Base, pin: &Pin, id: &str, reporter: &Reporter) -> Result<(), BaseError> {
+    let reference = pin.reference();
+    reporter.note(&format!("base {}: pushing {reference}", base.name));
+    let pusher = crate::release::EnginePusher { engine, credentials: crate::credentials::for_reference(&reference) };
+    let backoff = crate::release::Backoff::default();
+    crate::release::publish::push_with_retries(&pusher, id, &pin.repository, &pin.tag(), backoff, &mut |_| {})
+        .await
+        .map_err(|source| BaseError::Push { name: base.name.clone(), reference, source })
+}
+
+/// Has `base` the way the spec says: its reference on the engine, else pulled, else made by
+/// its recipe; returns the image ID.
+async fn ensure(
+    engine: &Engine,
+    base: &Base,
+    pin: &Pin,
+    spec_dir: &Path,
+    reporter: &Reporter,
+) -> Result<String, BaseError> {
     let reference = base.reference.to_string();
     if let Some(image) = engine.image(&reference).await? {
-        return Ok(BaseImage { reference, id: image.id.unwrap_or_default() });
+        return Ok(image.id.unwrap_or_default());
     }
     reporter.note(&format!("base {}: {reference} is not on the engine; pulling it", base.name));
-    let pull_error = match tokio::time::timeout(
+    let pulled = tokio::time::timeout(
         Duration::from_secs(120),
         engine.pull(&reference, crate::credentials::for_reference(&reference).as_ref()),
     )
-    .await
-    {
-        Ok(Ok(())) => {
-            let image = engine.image(&reference).await?.ok_or_else(|| BaseError::Unavailable {
-                name: base.name.clone(),
-                reference: reference.clone(),
-                pull_error: "the pull reported success but the image is absent".into(),
-            })?;
-            return Ok(BaseImage { reference, id: image.id.unwrap_or_default() });
-        }
+    .await;
+    let pull_error = match pulled {
+        Ok(Ok(())) => match engine.image(&reference).await? {
+            Some(image) => return Ok(image.id.unwrap_or_default()),
+            None => "the pull reported success but the image is absent".to_string(),
+        },
         Ok(Err(error)) => error.to_string(),
         Err(_) => "no answer within 120 s".to_string(),
     };
     let Some(recipe) = &base.recipe else {
         return Err(BaseError::Unavailable { name: base.name.clone(), reference, pull_error });
     };
-    let root_fs = match (&recipe.debootstrap, &recipe.import) {
+    let epoch = source_date_epoch(base.refresh.as_deref());
+    let (root_fs, created_by) = match (&recipe.debootstrap, &recipe.import) {
         (Some(debootstrap_recipe), _) => {
             reporter.note(&format!(
                 "base {}: the pull failed ({}); making it with debootstrap",
                 base.name,
                 first_line(&pull_error)
             ));
-            debootstrap(&base.name, &reference, debootstrap_recipe, reporter).await?
+            let tar = debootstrap(&base.name, &reference, debootstrap_recipe, epoch, reporter).await?;
+            (
+                tar,
+                format!(
+                    "debootstrap --variant={} {} {}",
+                    debootstrap_recipe.variant, debootstrap_recipe.suite, debootstrap_recipe.mirror
+                ),
+            )
         }
         (None, Some(file)) => {
             let path = spec_dir.join(file);
@@ -81,45 +158,226 @@ pub async fn ensure(
                 first_line(&pull_error),
                 path.display()
             ));
-            tokio::fs::read(&path).await.map_err(|error| BaseError::RecipeFailed {
+            let failed = |reason: String| BaseError::RecipeFailed {
                 name: base.name.clone(),
                 command: format!("reading {}", path.display()),
-                reason: error.to_string(),
+                reason,
                 log: String::new(),
-            })?
+            };
+            let tar = tokio::fs::read(&path).await.map_err(|error| failed(error.to_string()))?;
+            if tar.starts_with(&[0x1f, 0x8b]) {
+                return Err(failed(format!(
+                    "{} is compressed; an import recipe takes an uncompressed tar archive (`gunzip` it)",
+                    path.display()
+                )));
+            }
+            (tar, format!("import {file}"))
         }
         (None, None) => return Err(BaseError::Unavailable { name: base.name.clone(), reference, pull_error }),
     };
-    let (repository, tag) = split_tag(&base.reference);
-    reporter.note(&format!("base {}: importing {} MB as {reference}", base.name, root_fs.len() / 1_000_000));
-    let id = engine.import(root_fs, &repository, &tag).await?;
+    reporter.note(&format!("base {}: loading {} MB as {reference}", base.name, root_fs.len() / 1_000_000));
+    let image =
+        RootFsImage { root_fs, epoch, architecture: host_architecture(), created_by, inputs: pin.digest.clone() };
+    let id = engine.load(image.archive(std::slice::from_ref(&reference)), &reference).await?;
     reporter.note(&format!("base {}: made {reference} ({})", base.name, &id[..id.len().min(19)]));
-    Ok(BaseImage { reference, id })
+    Ok(id)
 }
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
 
-fn split_tag(reference: &crate::reference::Reference) -> (String, String) {
-    (reference.repository(), reference.tag.clone().unwrap_or_else(|| "latest".into()))
+/// `SOURCE_DATE_EPOCH` for a recipe: the first second of the refresh key's date (`2026-11` or
+/// `2026-11-15`), else 0. Every file of the root file system gets this time.
+pub fn source_date_epoch(refresh: Option<&str>) -> i64 {
+    let Some(refresh) = refresh else { return 0 };
+    let parts: Vec<&str> = refresh.trim().split('-').collect();
+    let number = |i: usize, default: u8| parts.get(i).map_or(Some(default as u32), |p| p.parse::<u32>().ok());
+    let (Some(year), Some(month), Some(day)) =
+        (parts.first().and_then(|y| y.parse::<i32>().ok()), number(1, 1), number(2, 1))
+    else {
+        return 0;
+    };
+    let Ok(month) = time::Month::try_from(month as u8) else { return 0 };
+    time::Date::from_calendar_date(year, month, day as u8)
+        .map(|date| date.midnight().assume_utc().unix_timestamp())
+        .unwrap_or(0)
 }
 
-/// Runs debootstrap into a temporary folder and returns the root file system as a tar archive.
+/// The architecture of this host, as images name it (`amd64`, `arm64`).
+fn host_architecture() -> String {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64".into(),
+        "aarch64" => "arm64".into(),
+        other => other.into(),
+    }
+}
+
+/// A root file system made into an image, with a configuration written here rather than by the
+/// engine: the same files and the same epoch give the same image ID on every machine.
+pub struct RootFsImage {
+    /// An uncompressed tar archive.
+    pub root_fs: Vec<u8>,
+    pub epoch: i64,
+    pub architecture: String,
+    pub created_by: String,
+    /// The base's digest, kept as the `xtask.stack.inputs` label.
+    pub inputs: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ContainerConfig<'a> {
+    env: [&'a str; 1],
+    cmd: [&'a str; 1],
+    labels: std::collections::BTreeMap<&'a str, &'a str>,
+}
+
+#[derive(Serialize)]
+struct ImageConfig<'a> {
+    architecture: &'a str,
+    os: &'a str,
+    created: String,
+    config: ContainerConfig<'a>,
+    rootfs: RootFs,
+    history: [History<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct RootFs {
+    r#type: &'static str,
+    diff_ids: [String; 1],
+}
+
+#[derive(Serialize)]
+struct History<'a> {
+    created: String,
+    created_by: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ManifestEntry<'a> {
+    config: String,
+    repo_tags: &'a [String],
+    layers: [String; 1],
+}
+
+impl RootFsImage {
+    /// The image configuration (its sha256 is the image ID).
+    pub fn config(&self) -> Vec<u8> {
+        let created = time::OffsetDateTime::from_unix_timestamp(self.epoch)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
+        let config = ImageConfig {
+            architecture: &self.architecture,
+            os: "linux",
+            created: created.clone(),
+            config: ContainerConfig {
+                env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                cmd: ["sh"],
+                labels: [(crate::labels::INPUTS, self.inputs.as_str())].into_iter().collect(),
+            },
+            rootfs: RootFs { r#type: "layers", diff_ids: [format!("sha256:{:x}", Sha256::digest(&self.root_fs))] },
+            history: [History { created, created_by: &self.created_by }],
+        };
+        serde_json::to_vec(&config).unwrap_or_default()
+    }
+
+    /// The image as `docker load` reads it (`manifest.json`, the configuration, the layer),
+    /// tagged `tags`.
+    pub fn archive(&self, tags: &[String]) -> Vec<u8> {
+        let config = self.config();
+        let config_name = format!("{:x}.json", Sha256::digest(&config));
+        let layer_name = format!("{:x}/layer.tar", Sha256::digest(&self.root_fs));
+        let manifest = serde_json::to_vec(&[ManifestEntry {
+            config: config_name.clone(),
+            repo_tags: tags,
+            layers: [layer_name.clone()],
+        }])
+        .unwrap_or_default();
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, bytes) in
+            [("manifest.json", manifest.as_slice()), (&config_name, &config), (&layer_name, &self.root_fs)]
+        {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(0);
+            let _ = tar.append_data(&mut header, name, bytes);
+        }
+        tar.into_inner().unwrap_or_default()
+    }
+}
+
+/// What debootstrap leaves that differs from run to run and belongs in no image.
+const UNREPRODUCIBLE: &[&str] = &[
+    "var/log",
+    "var/cache/ldconfig/aux-cache",
+    "var/cache/apt/archives",
+    "var/cache/apt/pkgcache.bin",
+    "var/cache/apt/srcpkgcache.bin",
+    "var/lib/apt/lists",
+    "var/lib/dbus/machine-id",
+    "var/cache/debconf/config.dat-old",
+    "var/cache/debconf/templates.dat-old",
+    "var/lib/dpkg/status-old",
+    "var/lib/dpkg/diversions-old",
+    "etc/passwd-",
+    "etc/group-",
+    "etc/shadow-",
+    "etc/gshadow-",
+];
+
+/// Removes the files of `UNREPRODUCIBLE` (folders keep their place, empty), and empties the
+/// files a container engine provides at run time.
+fn scrub(root: &Path) {
+    for relative in UNREPRODUCIBLE {
+        let path = root.join(relative);
+        if path.is_dir() {
+            remove_files_under(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    for relative in ["etc/machine-id", "etc/hostname", "etc/resolv.conf"] {
+        let path = root.join(relative);
+        if path.is_file() {
+            let _ = std::fs::write(&path, "");
+        }
+    }
+}
+
+fn remove_files_under(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => remove_files_under(&path),
+            _ => {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+/// Runs debootstrap into a temporary folder and returns the root file system as a
+/// reproducible tar archive.
 async fn debootstrap(
     name: &str,
     reference: &str,
     recipe: &Debootstrap,
+    epoch: i64,
     reporter: &Reporter,
 ) -> Result<Vec<u8>, BaseError> {
-    let name = name.to_string();
-    let reference = reference.to_string();
-    let recipe = recipe.clone();
+    let (name, reference, recipe) = (name.to_string(), reference.to_string(), recipe.clone());
     let log = reporter.log_path(&format!("base-{name}"));
     let log_text = log.display().to_string();
     if let Some(folder) = log.parent() {
         let _ = std::fs::create_dir_all(folder);
     }
+    let task_name = name.clone();
     tokio::task::spawn_blocking(move || {
         let failed = |command: &str, reason: String| BaseError::RecipeFailed {
             name: name.clone(),
@@ -144,9 +402,9 @@ async fn debootstrap(
         if !recipe.components.is_empty() {
             args.push(format!("--components={}", recipe.components.join(",")));
         }
-        let suite = &recipe.suite;
-        let mirror = &recipe.mirror;
+        let (suite, mirror, epoch_text) = (&recipe.suite, &recipe.mirror, epoch.to_string());
         let output = cmd!(sh, "debootstrap {args...} {suite} {target} {mirror}")
+            .env("SOURCE_DATE_EPOCH", &epoch_text)
             .quiet()
             .ignore_status()
             .output()
@@ -157,18 +415,9 @@ async fn debootstrap(
             let reason = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").to_string();
             return Err(failed("debootstrap", reason));
         }
-        // Leave no apt lists or caches in the image.
-        for folder in ["var/lib/apt/lists", "var/cache/apt/archives"] {
-            let path = target.join(folder);
-            if let Ok(entries) = std::fs::read_dir(&path) {
-                for entry in entries.flatten() {
-                    if entry.path().is_file() {
-                        let _ = std::fs::remove_file(entry.path());
-                    }
-                }
-            }
-        }
-        let tar = cmd!(sh, "tar --numeric-owner -C {target} -c .")
+        scrub(&target);
+        let mtime = format!("--mtime=@{epoch}");
+        let tar = cmd!(sh, "tar --sort=name {mtime} --numeric-owner --format=gnu -C {target} -c .")
             .quiet()
             .output()
             .map_err(|e| failed("tar", e.to_string()))?;
@@ -176,9 +425,45 @@ async fn debootstrap(
     })
     .await
     .map_err(|e| BaseError::RecipeFailed {
-        name: "?".into(),
+        name: task_name,
         command: "debootstrap".into(),
         reason: e.to_string(),
         log: String::new(),
     })?
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case(None, 0)]
+    #[case(Some("2026-11"), 1_793_491_200)]
+    #[case(Some("2026-11-15"), 1_794_700_800)]
+    #[case(Some("1970-01-01"), 0)]
+    #[case(Some("weekly"), 0)]
+    #[case(Some("2026-13"), 0)]
+    fn the_epoch_comes_from_the_refresh_key(#[case] refresh: Option<&str>, #[case] epoch: i64) {
+        assert_eq!(source_date_epoch(refresh), epoch);
+    }
+
+    #[test]
+    fn the_same_files_make_the_same_image() {
+        let image = |root_fs: &[u8]| RootFsImage {
+            root_fs: root_fs.to_vec(),
+            epoch: 1_793_491_200,
+            architecture: "amd64".into(),
+            created_by: "test".into(),
+            inputs: "sha256:1".into(),
+        };
+        assert_eq!(image(b"files").config(), image(b"files").config());
+        assert_ne!(image(b"files").config(), image(b"other").config());
+        let config: serde_json::Value = serde_json::from_slice(&image(b"files").config()).unwrap();
+        assert_eq!(config["created"], "2026-11-01T00:00:00Z");
+        assert_eq!(config["architecture"], "amd64");
+        assert_eq!(config["config"]["Labels"]["xtask.stack.inputs"], "sha256:1");
+        assert_eq!(image(b"files").archive(&["a:b".into()]), image(b"files").archive(&["a:b".into()]));
+    }
 }

@@ -171,6 +171,49 @@ pub fn files(
     Ok(out)
 }
 
+/// One entry of a context, as sent: what the digest covers.
+enum Entry {
+    Dir,
+    Link(PathBuf),
+    File { mode: u32, contents: Vec<u8> },
+}
+
+/// Reads the entry at `path`.
+fn read_entry(path: &Path) -> Result<Entry, ContextError> {
+    let io = |source| ContextError::Io { path: path.to_path_buf(), source };
+    let metadata = fs::symlink_metadata(path).map_err(io)?;
+    Ok(if metadata.is_dir() {
+        Entry::Dir
+    } else if metadata.file_type().is_symlink() {
+        Entry::Link(fs::read_link(path).map_err(io)?)
+    } else {
+        let mode = if executable(&metadata) { 0o755 } else { 0o644 };
+        Entry::File { mode, contents: fs::read(path).map_err(io)? }
+    })
+}
+
+/// Adds an entry to the context digest.
+fn hash_entry(hasher: &mut Sha256, relative: &str, entry: &Entry) {
+    match entry {
+        Entry::Dir => hasher.update(format!("dir {relative}\n")),
+        Entry::Link(target) => hasher.update(format!("link {relative} {}\n", target.display())),
+        Entry::File { mode, contents } => {
+            hasher.update(format!("file {relative} {mode:o} {}\n", contents.len()));
+            hasher.update(contents);
+        }
+    }
+}
+
+/// The digest of the context of `dir` (what [`archive`] would report), without writing the
+/// archive: how any machine computes an image's identity from the repository alone.
+pub fn digest(dir: &Path, dockerfile: &str, exclude: &(dyn Fn(&str) -> bool + Sync)) -> Result<String, ContextError> {
+    let mut hasher = Sha256::new();
+    for (relative, path) in files(dir, dockerfile, exclude)? {
+        hash_entry(&mut hasher, &relative, &read_entry(&path)?);
+    }
+    Ok(format!("sha256:{:x}", hasher.finalize()))
+}
+
 /// Writes the context of `dir` as a deterministic tar archive, with `generated` files added
 /// under [`GENERATED_DIR`]. The digest covers the folder's files only: generated files (such as
 /// a CA bundle) do not decide what an image is.
@@ -190,34 +233,32 @@ pub fn archive(
         move |source| ContextError::Io { path, source }
     };
     for (relative, path) in &entries {
-        let metadata = fs::symlink_metadata(path).map_err(io(path))?;
+        let entry = read_entry(path)?;
+        hash_entry(&mut hasher, relative, &entry);
         let mut header = tar::Header::new_gnu();
         header.set_mtime(0);
         header.set_uid(0);
         header.set_gid(0);
-        if metadata.is_dir() {
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_mode(0o755);
-            header.set_size(0);
-            builder.append_data(&mut header, format!("{relative}/"), io::empty()).map_err(io(path))?;
-            hasher.update(format!("dir {relative}\n"));
-        } else if metadata.file_type().is_symlink() {
-            let target = fs::read_link(path).map_err(io(path))?;
-            header.set_entry_type(tar::EntryType::Symlink);
-            header.set_mode(0o777);
-            header.set_size(0);
-            builder.append_link(&mut header, relative, &target).map_err(io(path))?;
-            hasher.update(format!("link {relative} {}\n", target.display()));
-        } else {
-            let contents = fs::read(path).map_err(io(path))?;
-            let mode = if executable(&metadata) { 0o755 } else { 0o644 };
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_mode(mode);
-            header.set_size(contents.len() as u64);
-            builder.append_data(&mut header, relative, contents.as_slice()).map_err(io(path))?;
-            hasher.update(format!("file {relative} {mode:o} {}\n", contents.len()));
-            hasher.update(&contents);
-            count += 1;
+        match &entry {
+            Entry::Dir => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_size(0);
+                builder.append_data(&mut header, format!("{relative}/"), io::empty()).map_err(io(path))?;
+            }
+            Entry::Link(target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                header.set_size(0);
+                builder.append_link(&mut header, relative, target).map_err(io(path))?;
+            }
+            Entry::File { mode, contents } => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(*mode);
+                header.set_size(contents.len() as u64);
+                builder.append_data(&mut header, relative, contents.as_slice()).map_err(io(path))?;
+                count += 1;
+            }
         }
     }
     for file in generated {

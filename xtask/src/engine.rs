@@ -26,8 +26,8 @@ pub enum EngineError {
     Unreachable { host: String, reason: String },
     #[error("the Docker engine at {host} speaks API {api}; this tool needs {}.{} or newer\n  hint: upgrade the engine (Debian 12's docker.io is enough)", MIN_API.0, MIN_API.1)]
     TooOld { host: String, api: String },
-    #[error("{operation} {target}: {cause}{}", hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
-    Failed { operation: &'static str, target: String, cause: Cause, hint: Option<String> },
+    #[error("{operation} {target}: {cause}{}", hint_for(&cause.to_string()).map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
+    Failed { operation: &'static str, target: String, cause: Cause },
 }
 
 /// Why an engine operation failed, kept as the engine said it.
@@ -53,9 +53,7 @@ impl From<bollard::errors::Error> for Cause {
 
 impl EngineError {
     fn failed(operation: &'static str, target: &str, cause: impl Into<Cause>) -> EngineError {
-        let cause = cause.into();
-        let hint = hint_for(&cause.to_string());
-        EngineError::Failed { operation, target: target.to_string(), cause, hint }
+        EngineError::Failed { operation, target: target.to_string(), cause: cause.into() }
     }
 
     pub(crate) fn reported(operation: &'static str, target: &str, message: impl Into<String>) -> EngineError {
@@ -141,14 +139,11 @@ pub fn transient_message(message: &str) -> bool {
 }
 
 /// A fix for the engine errors people meet most.
-fn hint_for(message: &str) -> Option<String> {
+fn hint_for(message: &str) -> Option<&'static str> {
     if message.contains("no space left on device") {
-        Some(
-            "the engine's disk is full: free space with `docker system prune` (or `docker builder prune`) and retry"
-                .into(),
-        )
+        Some("the engine's disk is full: free space with `docker system prune` (or `docker builder prune`) and retry")
     } else if message.contains("permission denied") && message.contains("docker.sock") {
-        Some("add your user to the `docker` group, or run as root".into())
+        Some("add your user to the `docker` group, or run as root")
     } else {
         None
     }
@@ -322,8 +317,14 @@ impl Engine {
     /// Connects to the engine `DOCKER_HOST` names (the local socket by default).
     pub async fn connect() -> Result<Engine, EngineError> {
         let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        Engine::connect_to(&host).await
+    }
+
+    /// Connects to the engine at `host` (`unix://`, `tcp://`, `ssh://`).
+    pub async fn connect_to(host: &str) -> Result<Engine, EngineError> {
+        let host = host.to_string();
         let unreachable = |reason: String| EngineError::Unreachable { host: host.clone(), reason };
-        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
+        let docker = Docker::connect_with_host(&host).map_err(|e| unreachable(e.to_string()))?;
         let docker = tokio::time::timeout(std::time::Duration::from_secs(30), docker.negotiate_version())
             .await
             .map_err(|_| unreachable("no answer within 30 s".into()))?
@@ -373,6 +374,19 @@ impl Engine {
             .list_images(Some(options))
             .await
             .map_err(|e| EngineError::failed("listing images named", pattern, e))
+    }
+
+    /// Every tag of every image on the engine, sorted.
+    pub async fn tags(&self) -> Result<Vec<String>, EngineError> {
+        let images = self
+            .docker
+            .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+            .await
+            .map_err(|e| EngineError::failed("listing", "images", e))?;
+        let mut tags: Vec<String> = images.into_iter().flat_map(|image| image.repo_tags).collect();
+        tags.retain(|tag| tag != "<none>:<none>");
+        tags.sort();
+        Ok(tags)
     }
 
     /// The IDs of every container on the engine, running or not.
@@ -673,6 +687,19 @@ impl Engine {
         Ok(image.id.unwrap_or_default())
     }
 
+    /// Loads an image archive (`docker load`: `manifest.json`, configuration, layers) and
+    /// returns the ID of `reference`, one of the tags it carries.
+    pub async fn load(&self, archive: Vec<u8>, reference: &str) -> Result<String, EngineError> {
+        let options = bollard::query_parameters::ImportImageOptionsBuilder::default().quiet(true).build();
+        let stream = self.docker.import_image(options, bollard::body_full(archive.into()), None);
+        drain(stream, "loading", reference, |info| info.error_detail.and_then(|d| d.message)).await?;
+        let image = self
+            .image(reference)
+            .await?
+            .ok_or_else(|| EngineError::unexpected("loading", reference, "the engine did not keep the image"))?;
+        Ok(image.id.unwrap_or_default())
+    }
+
     /// Builds with BuildKit and returns the new image's ID. Tags nothing: the caller tags once
     /// the build has succeeded, so a failed or interrupted build leaves no tag behind. Dropping
     /// the returned future cancels the build on the engine.
@@ -696,6 +723,7 @@ impl Engine {
         let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(request.context.into())));
         let mut id = None;
         let mut steps: HashMap<String, String> = HashMap::new();
+        let mut cached: std::collections::HashSet<String> = std::collections::HashSet::new();
         while let Some(item) = stream.next().await {
             let info: BuildInfo = item.map_err(|e| EngineError::failed("building", &request.name, e))?;
             if let Some(message) = info.error_detail.and_then(|d| d.message) {
@@ -713,6 +741,9 @@ impl Engine {
                         if vertex.started.is_some() && !steps.contains_key(&vertex.digest) {
                             steps.insert(vertex.digest.clone(), vertex.name.clone());
                             on_event(BuildEvent::Step(vertex.name.clone()));
+                        }
+                        if vertex.cached && vertex.completed.is_some() && cached.insert(vertex.digest.clone()) {
+                            on_event(BuildEvent::Output(format!("CACHED {}", vertex.name)));
                         }
                         if !vertex.error.is_empty() {
                             on_event(BuildEvent::Output(format!("ERROR {}: {}", vertex.name, vertex.error)));

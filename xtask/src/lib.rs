@@ -3,6 +3,7 @@
 
 pub mod bases;
 pub mod build;
+pub mod cache;
 pub mod cli;
 pub mod context;
 pub mod credentials;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod fixture;
 pub mod git;
 pub mod graph;
+pub mod identity;
 pub mod labels;
 pub mod paths;
 pub mod plan;

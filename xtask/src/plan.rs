@@ -80,12 +80,18 @@ pub enum Reason {
     ParentTestsChanged {
         parent: String,
     },
+    /// The image is built already: its pin exists (`place`: `registry` or `engine`), and
+    /// nothing it is built on needs building. Re-test only.
+    UpToDate {
+        pin: String,
+        place: String,
+    },
 }
 
 impl Reason {
     /// Whether this reason needs a build (as opposed to a re-test of the existing image).
     pub fn rebuilds(&self) -> bool {
-        !matches!(self, Reason::TestsChanged { .. } | Reason::ParentTestsChanged { .. })
+        !matches!(self, Reason::TestsChanged { .. } | Reason::ParentTestsChanged { .. } | Reason::UpToDate { .. })
     }
 
     /// The stable name used in JSON output.
@@ -99,6 +105,7 @@ impl Reason {
             Reason::DependencyRebuilt { .. } => "dependency_rebuilt",
             Reason::TestsChanged { .. } => "tests_changed",
             Reason::ParentTestsChanged { .. } => "parent_tests_changed",
+            Reason::UpToDate { .. } => "up_to_date",
         }
     }
 }
@@ -118,6 +125,7 @@ impl fmt::Display for Reason {
             Reason::ParentTestsChanged { parent } => {
                 write!(f, "parent's tests changed (re-test only): {parent}")
             }
+            Reason::UpToDate { pin, place } => write!(f, "up to date in {place} ({pin}): re-test only"),
         }
     }
 }
@@ -278,6 +286,55 @@ pub fn plan(spec: &Spec, graph: &ImageGraph, request: &PlanRequest, spec_dir: &s
         ignored_files,
         unmapped_files,
     })
+}
+
+/// The plan once the images that are built already are known: an image to build whose pin
+/// `found` reports (with where) and none of whose ancestors still builds becomes re-test only,
+/// with the reason; the levels are those of what still builds.
+pub fn mark_up_to_date(
+    plan: BuildPlan,
+    graph: &ImageGraph,
+    found: &dyn Fn(&NodeId) -> Option<(String, String)>,
+) -> BuildPlan {
+    let mut building: BTreeSet<NodeId> = BTreeSet::new();
+    let mut fresh: HashMap<NodeId, Reason> = HashMap::new();
+    for image in plan.images.iter().filter(|image| image.action == Action::Build) {
+        let upstream_builds = graph.ancestors(&image.id).into_iter().any(|ancestor| building.contains(ancestor));
+        match found(&image.id).filter(|_| !upstream_builds) {
+            Some((pin, place)) => {
+                fresh.insert(image.id.clone(), Reason::UpToDate { pin, place });
+            }
+            None => {
+                building.insert(image.id.clone());
+            }
+        }
+    }
+    let levels = graph.levels(&building);
+    let level_of: HashMap<&NodeId, usize> =
+        levels.iter().enumerate().flat_map(|(level, ids)| ids.iter().map(move |id| (*id, level))).collect();
+    let mut builds = Vec::new();
+    let mut tests = Vec::new();
+    for mut image in plan.images {
+        if let Some(reason) = fresh.remove(&image.id) {
+            image.action = Action::Test;
+            image.level = None;
+            image.reasons = vec![reason];
+        } else if let Some(level) = level_of.get(&image.id) {
+            image.level = Some(*level);
+        }
+        match image.action {
+            Action::Build => builds.push(image),
+            Action::Test => tests.push(image),
+        }
+    }
+    builds.sort_by_key(|image| image.level);
+    let graph_order: HashMap<&NodeId, usize> = graph.topological_order().enumerate().map(|(i, id)| (id, i)).collect();
+    tests.sort_by_key(|image| graph_order.get(&image.id).copied());
+    BuildPlan {
+        images: builds.into_iter().chain(tests).collect(),
+        levels: levels.iter().map(|ids| ids.iter().map(|id| id.name.clone()).collect()).collect(),
+        ..plan
+    }
 }
 
 /// Adds `parent rebuilt` and `parent's tests changed` reasons, in topological order so they

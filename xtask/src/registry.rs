@@ -30,7 +30,7 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("cannot reach the registry {registry}: {reason}\n  hint: check the address (`--registry` or `stack.registry`) and that the registry is up; transient failures were retried {RETRIES} times")]
+    #[error("cannot reach the registry {registry}: {reason}\n  hint: check the address (`--registry` or `stack.registry`) and that the registry is up (transient failures were tried again)")]
     Unreachable { registry: String, reason: String },
     #[error("the registry {registry} refused {who}; nothing was pushed\n  hint: set STACK_REGISTRY_USERNAME and STACK_REGISTRY_PASSWORD, or `docker login {registry}` (credential helpers are used too)")]
     Unauthorized { registry: String, who: String },
@@ -56,6 +56,8 @@ pub struct Registry {
     credentials: Option<Credentials>,
     /// `Authorization` values by scope, once a challenge was answered.
     auth: Mutex<HashMap<String, String>>,
+    /// How often a transient failure is tried again.
+    retries: u32,
 }
 
 /// `http` for loopback registries (as the engine allows), `https` for the rest; an explicit
@@ -133,7 +135,13 @@ impl Registry {
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
-        Registry { host, base, agent, credentials, auth: Mutex::new(HashMap::new()) }
+        Registry { host, base, agent, credentials, auth: Mutex::new(HashMap::new()), retries: RETRIES }
+    }
+
+    /// The same client, trying transient failures again only `retries` times: for questions
+    /// whose answer may be "no registry" (a build that can go on without one).
+    pub fn with_retries(self, retries: u32) -> Registry {
+        Registry { retries, ..self }
     }
 
     fn who(&self) -> String {
@@ -163,7 +171,7 @@ impl Registry {
                 Ok(answer) => matches!(answer.status, 429 | 500 | 502 | 503 | 504),
                 Err(_) => true,
             };
-            if !transient || attempt >= RETRIES {
+            if !transient || attempt >= self.retries {
                 return result.map_err(|reason| RegistryError::Unreachable { registry: self.host.clone(), reason });
             }
             attempt += 1;
@@ -302,6 +310,21 @@ impl Registry {
         }
     }
 
+    /// Whether the manifest `repository:reference` exists, asked with `HEAD` (no body comes
+    /// back): how a build learns that an image is built without pulling anything. Returns the
+    /// digest when the registry says it.
+    pub fn manifest_exists(&self, repository: &str, reference: &str) -> Result<Option<String>, RegistryError> {
+        let scope = format!("repository:{repository}:pull");
+        let path = format!("/v2/{repository}/manifests/{reference}");
+        let answer = self.request(Method::Head, &path, &scope)?;
+        match answer.status {
+            200 => Ok(Some(answer.headers.get("docker-content-digest").cloned().unwrap_or_default())),
+            404 => Ok(None),
+            401 | 403 => Err(self.unauthorized()),
+            _ => Err(self.failed("asking for manifest", &format!("{repository}:{reference}"), &answer)),
+        }
+    }
+
     /// Whether blob `digest` of `repository` is stored.
     pub fn has_blob(&self, repository: &str, digest: &str) -> Result<bool, RegistryError> {
         let scope = format!("repository:{repository}:pull,push");
@@ -321,6 +344,14 @@ impl Registry {
             _ => Err(self.failed("tagging", &format!("{repository}:{tag}"), &answer)),
         }
     }
+}
+
+/// `(host, path under it)` of a repository that names a registry
+/// (`ghcr.io/org/notebooks/base` gives `ghcr.io` and `org/notebooks/base`); `None` for a
+/// repository that names none (it lives on one engine only).
+pub fn split_repository(repository: &str) -> Option<(String, String)> {
+    let parsed = crate::reference::parse(repository).ok()?;
+    Some((parsed.domain?, parsed.path))
 }
 
 /// Percent-encodes a query value.

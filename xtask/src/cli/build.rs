@@ -33,12 +33,22 @@ pub struct Build {
     /// Build even images whose inputs have not changed
     #[arg(long)]
     pub force: bool,
-    /// Use this image's layers as cache (pulled when absent; skipped with a notice when unreachable)
+    /// Use this image's layers as cache (read from its registry by BuildKit, nothing is pulled;
+    /// an image that does not exist is skipped)
     #[arg(long = "cache-from", value_name = "REF")]
     pub cache_from: Vec<String>,
-    /// Also look for each image's inputs digest in its registry; found, it is pulled, not built
+    /// Look for each image's pin in the stack's registry too (by manifest: an up-to-date image
+    /// is not pulled) [default: on when the spec says `stack.cache: registry`]
     #[arg(long)]
     pub registry: bool,
+    /// Push each pin to the registry as soon as its image is built (tags stay the job of
+    /// `release`); implies --registry
+    #[arg(long)]
+    pub push: bool,
+    /// Pull the images that are up to date in the registry, so they are on this engine
+    /// (to run or test them); by default they stay in the registry
+    #[arg(long)]
+    pub pull: bool,
     /// A CA bundle RUN steps may trust through a bind mount [default: stack.ca_bundle]
     #[arg(long, value_name = "PATH")]
     pub ca_bundle: Option<PathBuf>,
@@ -65,8 +75,10 @@ impl Build {
         let graph = ImageGraph::new(&spec);
         let nodes = build::build_set(&graph, &plan);
         if self.dry_run {
+            let uses_registry = self.registry || self.push || super::plan::asks_registry(false, &spec);
+            let plan = if uses_registry { super::plan::mark_built(&spec, plan).await? } else { plan };
             out.write_all(render::plan::text(&plan).as_bytes())?;
-            let extra = nodes.len() - plan.to_build().count();
+            let extra = build::build_set(&graph, &plan).len() - plan.to_build().count();
             if extra > 0 {
                 writeln!(
                     out,
@@ -98,6 +110,12 @@ impl Build {
             force: self.force,
             cache_from: self.cache_from.clone(),
             registry: self.registry,
+            push: self.push,
+            pull: if self.pull {
+                plan.to_build().map(|planned| planned.id.name.clone()).collect()
+            } else {
+                Default::default()
+            },
             ..defaults
         };
         let interrupt = interrupts(reporter.clone());
@@ -111,11 +129,9 @@ impl Build {
         if *watched.borrow() {
             return Err(BuildRunError::Interrupted.into());
         }
-        if report.failed() {
-            let failed =
-                report.rows.iter().filter(|row| !matches!(row.outcome, crate::scheduler::Outcome::Done(_))).count();
-            return Err(BuildRunError::Failed { failed, total: report.rows.len() }.into());
+        match report.error() {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
         }
-        Ok(())
     }
 }

@@ -61,7 +61,7 @@ impl Cli {
 
     pub async fn run(&self, out: &mut dyn Write) -> Result<(), Error> {
         match &self.command {
-            Command::Plan(command) => command.run(self, out),
+            Command::Plan(command) => command.run(self, out).await,
             Command::Build(command) => command.run(self, out).await,
             Command::Graph(command) => command.run(self, out),
             Command::Tag(command) => command.run(self, out).await,

@@ -48,6 +48,47 @@ pub struct Plan {
     /// Output format
     #[arg(long, value_enum, default_value = "text")]
     pub format: PlanFormat,
+    /// Ask the stack's registry which images are built already (by manifest, nothing is
+    /// pulled): those become re-test only [default: on when the spec says `stack.cache: registry`]
+    #[arg(long)]
+    pub registry: bool,
+}
+
+/// `plan` with the images already built in the stack's registry marked up to date (re-test
+/// only); notices go to standard error.
+pub async fn mark_built(
+    spec: &crate::spec::Spec,
+    plan: plan::BuildPlan,
+) -> Result<plan::BuildPlan, crate::error::Error> {
+    let graph = ImageGraph::new(spec);
+    let wanted: Vec<crate::graph::NodeId> = plan.to_build().map(|planned| planned.id.clone()).collect();
+    let identities = crate::identity::identities(spec, &graph, &wanted).map_err(crate::build::BuildError::from)?;
+    let registry = match crate::cache::RegistryCache::for_spec(spec) {
+        Ok(registry) => registry,
+        Err(notice) => {
+            eprintln!("{notice}");
+            return Ok(plan);
+        }
+    };
+    let mut found = std::collections::HashMap::new();
+    for id in &wanted {
+        let pin = &identities.nodes[&id.name];
+        let (has, notice) = registry.has(pin).await;
+        if let Some(notice) = notice {
+            eprintln!("{notice}");
+        }
+        if has {
+            found.insert(id.clone(), (pin.tag(), "registry".to_string()));
+        }
+    }
+    Ok(plan::mark_up_to_date(plan, &graph, &|id| found.get(id).cloned()))
+}
+
+/// Whether the registry is asked: `--registry`, or the spec's default unless `STACK_CACHE=local`.
+pub fn asks_registry(flag: bool, spec: &crate::spec::Spec) -> bool {
+    let local = std::env::var("STACK_CACHE").is_ok_and(|cache| cache == "local");
+    flag || std::env::var("STACK_CACHE").is_ok_and(|cache| cache == "registry")
+        || (spec.stack.cache == crate::spec::Cache::Registry && !local)
 }
 
 impl Selector {
@@ -84,8 +125,9 @@ fn absolute(path: &Path) -> std::path::PathBuf {
 }
 
 impl Plan {
-    pub fn run(&self, cli: &Cli, out: &mut dyn Write) -> Result<(), crate::error::Error> {
+    pub async fn run(&self, cli: &Cli, out: &mut dyn Write) -> Result<(), crate::error::Error> {
         let (spec, plan, spec_dir) = self.selector.plan(cli)?;
+        let plan = if asks_registry(self.registry, &spec) { mark_built(&spec, plan).await? } else { plan };
         let text = match self.format {
             PlanFormat::Text => render::plan::text(&plan),
             PlanFormat::Json => render::plan::json(&spec, &plan, &spec_dir),

@@ -109,7 +109,7 @@ pub async fn publish(
     for push in pushes {
         let reference = push.pin_reference();
         on_event(Event::Pushing { node: push.node.clone(), reference: reference.clone() });
-        push_pin(pusher, push, backoff, on_event)
+        push_with_retries(pusher, &push.image_id, &push.repository, &push.pin, backoff, on_event)
             .await
             .map_err(|source| ReleaseError::Push { reference: reference.clone(), source })?;
         let manifest = store.manifest(&push.path, &push.pin).await?.ok_or(ReleaseError::ReadBack { reference })?;
@@ -138,20 +138,23 @@ pub async fn publish(
     Ok(published)
 }
 
-/// Pushes one pin, trying transient failures again with backoff.
-async fn push_pin(
+/// Pushes image `image_id` as `repository:pin`, trying transient failures again with backoff
+/// (the engine skips blobs the registry already has, so a retry resumes).
+pub async fn push_with_retries<F: FnMut(Event) + ?Sized>(
     pusher: &impl PinPusher,
-    push: &Push,
+    image_id: &str,
+    repository: &str,
+    pin: &str,
     backoff: Backoff,
-    on_event: &mut dyn FnMut(Event),
+    on_event: &mut F,
 ) -> Result<(), EngineError> {
     let mut pause = backoff.first;
     let mut attempt = 0;
     loop {
-        match pusher.push_pin(&push.image_id, &push.repository, &push.pin).await {
+        match pusher.push_pin(image_id, repository, pin).await {
             Ok(()) => return Ok(()),
             Err(error) if attempt < backoff.retries && error.is_transient() => {
-                on_event(Event::Retrying { reference: push.pin_reference(), error: error.to_string(), pause });
+                on_event(Event::Retrying { reference: format!("{repository}:{pin}"), error: error.to_string(), pause });
                 tokio::time::sleep(pause).await;
                 pause *= 2;
                 attempt += 1;

@@ -129,6 +129,10 @@ struct JsonReason<'a> {
     path: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     image: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pin: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    place: Option<&'a str>,
     text: String,
 }
 
@@ -140,8 +144,13 @@ fn json_reason(reason: &Reason) -> JsonReason<'_> {
         Reason::ParentRebuilt { parent } | Reason::ParentTestsChanged { parent } => (None, Some(parent.as_str())),
         Reason::DependencyRebuilt { dependency } => (None, Some(dependency.as_str())),
         Reason::All | Reason::Requested => (None, None),
+        Reason::UpToDate { .. } => (None, None),
     };
-    JsonReason { kind: reason.kind(), path, image, text: reason.to_string() }
+    let (pin, place) = match reason {
+        Reason::UpToDate { pin, place } => (Some(pin.as_str()), Some(place.as_str())),
+        _ => (None, None),
+    };
+    JsonReason { kind: reason.kind(), path, image, pin, place, text: reason.to_string() }
 }
 
 /// The plan as JSON; paths are relative to the repository root (`spec_dir` is the spec's folder).

@@ -58,6 +58,17 @@ pub struct Stack {
     pub ca_bundle: Option<PathBuf>,
     /// Layer cache sources for every image, with `{repository}` and `{tag_prefix}` to fill in.
     pub cache_from: Vec<String>,
+    /// Where builds look for images that are already built.
+    pub cache: Cache,
+}
+
+/// Where builds look for an image whose pin they need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    /// This engine only.
+    Local,
+    /// This engine, then the stack's registry (manifests only: nothing up to date is pulled).
+    Registry,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +87,8 @@ pub struct Base {
     pub reference: Reference,
     pub description: Option<String>,
     pub recipe: Option<Recipe>,
+    /// Part of the base's identity; bumped to make the base again on purpose.
+    pub refresh: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -194,6 +207,17 @@ impl Spec {
         }
         let name = format!("{image}{suffix}");
         parts.push(&name);
+        parts.join("/")
+    }
+
+    /// The repository a base is kept in, as a stack artifact: `<registry>/<namespace>/<base>`.
+    pub fn base_repository(&self, base: &str) -> String {
+        let mut parts: Vec<&str> = Vec::new();
+        for part in [self.stack.registry.as_str(), self.stack.namespace.as_str(), base] {
+            if !part.is_empty() {
+                parts.push(part);
+            }
+        }
         parts.join("/")
     }
 

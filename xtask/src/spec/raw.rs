@@ -80,6 +80,10 @@ pub struct RawStack {
     /// Layer cache sources for every image: `{repository}` and `{tag_prefix}` are filled in.
     #[serde(default)]
     pub cache_from: Vec<String>,
+    /// Where builds look for images that are already built: `local` (this engine) or `registry`
+    /// (this engine, then the stack's registry).
+    #[serde(default)]
+    pub cache: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +105,10 @@ pub struct RawBase {
     pub description: Option<String>,
     #[serde(default)]
     pub recipe: Option<RawRecipe>,
+    /// Part of the base's identity: bumping it (`2026-11` to `2026-12`) makes the base again and
+    /// rebuilds everything on it, on purpose (security updates, point releases).
+    #[serde(default)]
+    pub refresh: Option<String>,
 }
 
 /// How to make a base image locally when it cannot be pulled: exactly one of `debootstrap`

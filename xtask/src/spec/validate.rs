@@ -16,7 +16,8 @@ use indexmap::IndexMap;
 use super::locate::{Locations, Pos};
 use super::raw::{BuildArgs, RawBudget, RawChanges, RawImage, RawParent, RawSpec, DUPLICATE_KEY};
 use super::{
-    parse_size, Base, ChangeRules, Globs, Image, Parent, Spec, Stack, Variant, DEFAULT_PARENT_ARG, DEFAULT_VARIANT,
+    parse_size, Base, Cache, ChangeRules, Globs, Image, Parent, Spec, Stack, Variant, DEFAULT_PARENT_ARG,
+    DEFAULT_VARIANT,
 };
 use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics, Location};
 use crate::{dockerfile, graph, reference};
@@ -241,6 +242,20 @@ impl Validator<'_> {
                 format!("use letters, digits and `_`, such as `{DEFAULT_PARENT_ARG}`"),
             );
         }
+        let cache = match stack.cache.as_deref() {
+            None | Some("local") => Cache::Local,
+            Some("registry") => Cache::Registry,
+            Some(other) => {
+                self.error(
+                    Code::InvalidValue,
+                    self.value(&["stack", "cache"]),
+                    format!("stack.cache `{other}` is neither `local` nor `registry`"),
+                    "write `cache: registry` to look for built images in the stack's registry too, or `cache: local`"
+                        .into(),
+                );
+                Cache::Local
+            }
+        };
         Stack {
             registry: stack.registry.clone(),
             namespace: stack.namespace.clone(),
@@ -248,6 +263,7 @@ impl Validator<'_> {
             parent_arg,
             ca_bundle: stack.ca_bundle.as_ref().map(PathBuf::from),
             cache_from: stack.cache_from.clone(),
+            cache,
         }
     }
 
@@ -351,6 +367,7 @@ impl Validator<'_> {
                     reference,
                     description: base.description.clone(),
                     recipe: base.recipe.clone(),
+                    refresh: base.refresh.clone(),
                 },
             );
         }

@@ -20,10 +20,19 @@ async fn the_real_base_is_on_the_engine_or_made_by_debootstrap() {
     let engine = Engine::connect().await.unwrap();
     let logs = tempfile::tempdir().unwrap();
     let reporter = Arc::new(Reporter::quiet(logs.path()));
-    let made = bases::ensure(&engine, base, &spec.dir, &reporter).await.unwrap_or_else(|e| panic!("{e}"));
+    let pin = xtask::identity::Pin::new(
+        xtask::identity::base_digest(base, &spec.dir).unwrap(),
+        spec.base_repository("debian"),
+    );
+    let registry = xtask::cache::RegistryCache::off();
+    let made = bases::ensure_pinned(&engine, base, &pin, &spec.dir, &registry, false, &reporter)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(made.reference, pin.reference(), "children are built on the base's pin");
     let image = engine.image(&made.reference).await.unwrap().expect("the base is on the engine");
     assert_eq!(image.id.as_deref(), Some(made.id.as_str()));
     assert_eq!(image.os.as_deref(), Some("linux"));
+    assert_eq!(image.architecture.as_deref(), Some("amd64"));
     // A Debian minbase is tens of megabytes, not an empty import.
     assert!(image.size.unwrap_or_default() > 50_000_000, "{:?}", image.size);
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::common::engine::EngineStack;
+use crate::common::engine::{remove_namespace, EngineStack};
 use crate::common::registry::Registry;
 use tokio::sync::watch;
 use xtask::build::{self, BuildOptions, BuildReport, Status, BUILD_TAG};
@@ -223,38 +223,41 @@ async fn a_missing_base_is_made_by_its_recipe() {
 }
 
 #[tokio::test]
-async fn with_registry_an_image_found_there_is_pulled_not_built() {
+async fn with_registry_an_image_found_there_is_not_built_and_pulled_only_when_wanted_here() {
     let registry = Registry::start(None);
     let mut stack = EngineStack::new();
     stack.use_registry(&registry.host);
-    let first = stack.build(Variants::Default, BuildOptions::default()).await;
+    let first = stack.build(Variants::Default, BuildOptions { push: true, ..Default::default() }).await;
     assert!(all(&first, "built"), "{:?}", statuses(&first));
     let engine = Engine::connect().await.unwrap();
-    for row in &first.rows {
-        let Outcome::Done(built) = &row.outcome else { unreachable!() };
-        let (repository, tag) = built.pin.rsplit_once(':').unwrap();
-        engine.push(repository, tag, None).await.unwrap();
-    }
     // A fresh machine: none of the stack's images are on the engine.
-    for image in engine.images_named(&format!("{}/{}/*", registry.host, stack.namespace)).await.unwrap() {
-        engine.remove_image(&image.id, true).await.unwrap();
-    }
-    let without = stack.build(Variants::Default, BuildOptions { force: false, ..Default::default() }).await;
+    remove_namespace(&engine, &registry.host, &stack.namespace).await;
+    let without = stack.build(Variants::Default, BuildOptions::default()).await;
     assert!(all(&without, "built"), "without --registry everything is built again: {:?}", statuses(&without));
-    for image in engine.images_named(&format!("{}/{}/*", registry.host, stack.namespace)).await.unwrap() {
-        engine.remove_image(&image.id, true).await.unwrap();
-    }
-    let report = stack.build(Variants::Default, BuildOptions { registry: true, ..Default::default() }).await;
-    let pulled: Vec<bool> = report
-        .rows
-        .iter()
-        .map(|row| matches!(&row.outcome, Outcome::Done(built) if built.status == Status::Pulled))
-        .collect();
-    assert_eq!(pulled, [true, true, true, true], "{:?}", statuses(&report));
-    for (a, b) in first.rows.iter().zip(&report.rows) {
-        let (Outcome::Done(a), Outcome::Done(b)) = (&a.outcome, &b.outcome) else { unreachable!() };
-        assert_eq!(a.id, b.id, "the pulled image is the one that was pushed");
-    }
+    remove_namespace(&engine, &registry.host, &stack.namespace).await;
+    let left = stack.build(Variants::Default, BuildOptions { registry: true, ..Default::default() }).await;
+    let status_of = |report: &BuildReport| -> Vec<Status> {
+        report
+            .rows
+            .iter()
+            .map(|row| match &row.outcome {
+                Outcome::Done(built) => built.status,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(status_of(&left), [Status::InRegistry; 4], "up to date in the registry, and left there");
+    let wanted = ["app".to_string()].into();
+    let pulled =
+        stack.build(Variants::Default, BuildOptions { registry: true, pull: wanted, ..Default::default() }).await;
+    assert_eq!(status_of(&pulled), [Status::InRegistry, Status::InRegistry, Status::Pulled, Status::InRegistry]);
+    let (Outcome::Done(a), Outcome::Done(b)) = (&first.rows[2].outcome, &pulled.rows[2].outcome) else {
+        unreachable!()
+    };
+    assert_eq!(a.id, b.id, "the pulled image is the one that was pushed");
+    let here = engine.tags().await.unwrap();
+    let mine: Vec<&String> = here.iter().filter(|tag| tag.contains(&format!("/{}/", stack.namespace))).collect();
+    assert!(mine.iter().all(|tag| tag.contains("/app:")), "only app was pulled: {mine:?}");
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod cli;
 mod docs;
 mod exit_codes;
 mod graph;
+mod registry_cache;
 mod release;
 mod spec_errors;
 mod tidy;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::engine::EngineStack;
+use crate::common::engine::{remove_namespace, EngineStack};
 use crate::common::registry::Registry;
 use tempfile::TempDir;
 use xtask::build::BuildOptions;
@@ -258,10 +258,7 @@ async fn release_pushes_only_what_passed_and_it_pulls_back_by_digest() {
     // Pull it back by digest on an engine that no longer has it: the very image that was tagged.
     let engine = Engine::connect().await.unwrap();
     let reference = format!("{}@{digest}", base.repository);
-    let local = engine.images_named(&format!("{}/{}/*", release.registry.host, release.stack.namespace)).await.unwrap();
-    for image in local {
-        engine.remove_image(&image.id, true).await.unwrap();
-    }
+    remove_namespace(&engine, &release.registry.host, &release.stack.namespace).await;
     let credentials = Credentials::new(&release.registry.host, USER, PASSWORD, "test");
     engine.pull(&reference, Some(&credentials)).await.unwrap();
     let pulled = engine.image(&reference).await.unwrap().unwrap();

@@ -96,17 +96,27 @@ impl EngineStack {
     }
 }
 
+/// Removes every tag under `registry/namespace/` from `engine`: an image goes with its last
+/// tag. Never by image ID: a base pin shares its ID with the fixture's busybox base, which
+/// every other test uses.
+pub async fn remove_namespace(engine: &Engine, registry: &str, namespace: &str) {
+    let prefix = format!("{registry}/{namespace}/");
+    for image in engine.images_named(&format!("{prefix}*")).await.unwrap() {
+        for tag in image.repo_tags.iter().filter(|tag| tag.starts_with(&prefix)) {
+            let _ = engine.remove_image(tag, false).await;
+        }
+    }
+}
+
 impl Drop for EngineStack {
     fn drop(&mut self) {
-        let pattern = format!("{}/{}/*", self.registry, self.namespace);
+        let (registry, namespace) = (self.registry.clone(), self.namespace.clone());
         // A runtime of its own: drop may run inside a test's runtime.
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
                 let engine = Engine::connect().await.unwrap();
-                for image in engine.images_named(&pattern).await.unwrap() {
-                    let _ = engine.remove_image(&image.id, true).await;
-                }
+                remove_namespace(&engine, &registry, &namespace).await;
             });
         })
         .join()

@@ -5,6 +5,7 @@
 
 pub mod engine;
 pub mod registry;
+pub mod second_engine;
 
 use std::fs;
 use std::path::{Path, PathBuf};
