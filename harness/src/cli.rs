@@ -133,13 +133,45 @@ fn labelled(trial: Trial, spec: &TrialSpec, gpu_here: bool) -> Trial {
     trial.with_kind(kind.tag()).with_ignored_flag(kind == Kind::Gpu && !gpu_here)
 }
 
+/// The trials a CI job asks for: `STACK_TEST_NODES=a,b@gpu` keeps those images' trials (each
+/// name must be a node of the stack), `STACK_TEST_KIND=gpu` (or `workflow`, `integration`,
+/// `acceptance`) keeps trials of that kind.
+fn select(specs: Vec<TrialSpec>, graph: &ImageGraph) -> Result<Vec<TrialSpec>, String> {
+    let mut specs = specs;
+    if let Some(nodes) = std::env::var("STACK_TEST_NODES").ok().filter(|v| !v.trim().is_empty()) {
+        let wanted: Vec<&str> = nodes.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+        let known: Vec<&str> = graph.topological_order().map(|id| id.name.as_str()).collect();
+        if let Some(unknown) = wanted.iter().find(|name| !known.contains(name)) {
+            return Err(format!(
+                "STACK_TEST_NODES names `{unknown}`, which the stack does not have\n  hint: use `image` or `image@variant`, one of: {}",
+                known.join(", ")
+            ));
+        }
+        specs.retain(|spec| wanted.contains(&spec.node.name.as_str()));
+    }
+    if let Some(kind) = std::env::var("STACK_TEST_KIND").ok().filter(|v| !v.trim().is_empty()) {
+        let kinds = ["acceptance", "workflow", "integration", "gpu"];
+        if !kinds.contains(&kind.as_str()) {
+            return Err(format!(
+                "STACK_TEST_KIND `{kind}` is not a kind of trial\n  hint: one of {}",
+                kinds.join(", ")
+            ));
+        }
+        specs.retain(|spec| {
+            let tag = spec.check.kind().tag();
+            tag == kind || (tag.is_empty() && kind == "acceptance")
+        });
+    }
+    Ok(specs)
+}
+
 /// Runs the image tests with the process's arguments (libtest's).
 pub fn main() -> ExitCode {
     let args = Arguments::from_args();
     let spec_path = std::env::var_os("STACK_SPEC")
         .map(PathBuf::from)
         .unwrap_or_else(|| xtask::paths::project_root().join("images/spec.yml"));
-    let spec = match Spec::load(&spec_path) {
+    let spec = match Spec::load(&spec_path).and_then(Spec::with_env_overrides) {
         Ok(spec) => Arc::new(spec),
         Err(error) => {
             eprintln!("{error}");
@@ -156,9 +188,20 @@ pub fn main() -> ExitCode {
         },
         None => discover::discover(&spec, &graph),
     };
-    let specs = match found {
-        Ok(specs) if !specs.is_empty() => specs,
-        Ok(_) => {
+    let specs = match found.map(|specs| select(specs, &graph)) {
+        Ok(Err(error)) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+        Ok(Ok(specs)) if specs.is_empty() && std::env::var_os("STACK_TEST_KIND").is_some() => {
+            eprintln!(
+                "note: no trial of kind {:?} for the selected images: nothing to run",
+                std::env::var("STACK_TEST_KIND").unwrap_or_default()
+            );
+            return ExitCode::SUCCESS;
+        }
+        Ok(Ok(specs)) if !specs.is_empty() => specs,
+        Ok(Ok(_)) => {
             eprintln!("error: no image test found under {}; a typo must not pass silently", spec.dir.display());
             return ExitCode::FAILURE;
         }
@@ -205,7 +248,8 @@ pub fn main() -> ExitCode {
         let mut records = shared.records.lock().expect("records").clone();
         for (name, ignored) in selected {
             if !records.iter().any(|r| r.name == name) {
-                let reason = if ignored { "needs an NVIDIA GPU; this host has none" } else { "not run" };
+                let gpu = format!("{}; this host has none", xtask::release::GPU_SKIPPED);
+                let reason = if ignored { gpu.as_str() } else { "not run" };
                 records.push(Record { name, duration: Duration::ZERO, verdict: Verdict::Skipped(reason.into()) });
             }
         }

@@ -43,7 +43,11 @@ pub async fn ensure_built(
 /// The real stack's spec, built for `images` (`name` or `name@variant`) in their default
 /// variant; returns the reference each is tested as. For Rust-level image tests.
 pub async fn built(images: &[&str]) -> Result<Vec<String>, Error> {
-    let spec = Arc::new(Spec::load(&xtask::paths::default_spec()).map_err(|e| Error::Test(e.to_string()))?);
+    let spec = Arc::new(
+        Spec::load(&xtask::paths::default_spec())
+            .and_then(Spec::with_env_overrides)
+            .map_err(|e| Error::Test(e.to_string()))?,
+    );
     let graph = ImageGraph::new(&spec);
     let nodes: Vec<NodeId> = images
         .iter()

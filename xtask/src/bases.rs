@@ -49,48 +49,55 @@ pub struct BaseImage {
     pub id: String,
 }
 
-/// Makes sure `base` is on the engine under its `pin`; pushes the pin when `push` and the
+/// Makes sure `base` is on the engine under its `pin` (or under `fallback`, the same pin in the
+/// spec's own namespace when this run pushes elsewhere); pushes the pin when `push` and the
 /// registry lacks it.
+#[allow(clippy::too_many_arguments)]
 pub async fn ensure_pinned(
     engine: &Engine,
     base: &Base,
     pin: &Pin,
+    fallback: Option<&Pin>,
     spec_dir: &Path,
     registry: &RegistryCache,
     push: bool,
     reporter: &Reporter,
 ) -> Result<BaseImage, BaseError> {
-    let reference = pin.reference();
-    let (in_registry, notice) = registry.has(pin).await;
-    if let Some(notice) = notice {
-        reporter.note(&notice);
-    }
-    if let Some(image) = engine.image(&reference).await? {
-        let id = image.id.unwrap_or_default();
-        if push && !in_registry && registry.is_on() {
-            push_pin(engine, base, pin, &id, reporter).await?;
+    let mut pushed_already = false;
+    for candidate in std::iter::once(pin).chain(fallback) {
+        let reference = candidate.reference();
+        let (in_registry, notice) = registry.has(candidate).await;
+        if let Some(notice) = notice {
+            reporter.note(&notice);
         }
-        return Ok(BaseImage { reference, id });
-    }
-    if in_registry {
-        reporter.note(&format!("base {}: pulling {reference} from the stack's registry", base.name));
-        match engine.pull(&reference, crate::credentials::for_reference(&reference).as_ref()).await {
-            Ok(()) => {
-                if let Some(image) = engine.image(&reference).await? {
-                    return Ok(BaseImage { reference, id: image.id.unwrap_or_default() });
-                }
+        pushed_already |= in_registry && candidate == pin;
+        if let Some(image) = engine.image(&reference).await? {
+            let id = image.id.unwrap_or_default();
+            if push && candidate == pin && !in_registry && registry.is_on() {
+                push_pin(engine, base, pin, &id, reporter).await?;
             }
-            Err(error) => {
-                reporter.note(&format!("base {}: pulling {reference} failed ({error}); making it", base.name))
+            return Ok(BaseImage { reference, id });
+        }
+        if in_registry {
+            reporter.note(&format!("base {}: pulling {reference} from the stack's registry", base.name));
+            match engine.pull(&reference, crate::credentials::for_reference(&reference).as_ref()).await {
+                Ok(()) => {
+                    if let Some(image) = engine.image(&reference).await? {
+                        return Ok(BaseImage { reference, id: image.id.unwrap_or_default() });
+                    }
+                }
+                Err(error) => {
+                    reporter.note(&format!("base {}: pulling {reference} failed ({error}); making it", base.name))
+                }
             }
         }
     }
     let id = ensure(engine, base, pin, spec_dir, reporter).await?;
     engine.tag(&id, &pin.repository, &pin.tag()).await?;
-    if push && registry.is_on() {
+    if push && !pushed_already && registry.is_on() {
         push_pin(engine, base, pin, &id, reporter).await?;
     }
-    Ok(BaseImage { reference, id })
+    Ok(BaseImage { reference: pin.reference(), id })
 }
 
 async fn push_pin(engine: &Engine, base: &Base, pin: &Pin, id: &str, reporter: &Reporter) -> Result<(), BaseError> {

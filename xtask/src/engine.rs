@@ -64,6 +64,11 @@ impl EngineError {
         EngineError::failed(operation, target, Cause::Unexpected(message.into()))
     }
 
+    /// A pin a release expected in the registry is not there, and no engine was asked to push it.
+    pub(crate) fn unexpected_missing(repository: &str, pin: &str) -> EngineError {
+        EngineError::unexpected("pushing", &format!("{repository}:{pin}"), "no engine was connected to push it")
+    }
+
     /// Whether trying again later may succeed: the engine or the registry behind it was
     /// unreachable, overloaded or cut off; not a refusal, a missing image or a bad request.
     pub fn is_transient(&self) -> bool {

@@ -31,7 +31,7 @@ use crate::cache::RegistryCache;
 use crate::engine::{Engine, EngineError};
 use crate::error::ExitCode;
 use crate::graph::{ImageGraph, NodeId};
-use crate::identity::{Identities, IdentityError};
+use crate::identity::{Identities, IdentityError, Pin};
 use crate::plan::BuildPlan;
 use crate::progress::Reporter;
 use crate::scheduler::{self, Job, Outcome};
@@ -301,9 +301,9 @@ pub async fn build(
         Some(path) => std::fs::read(path).map_err(|source| BuildError::CaBundle { path: path.clone(), source })?,
         None => Vec::new(),
     };
-    let identities = crate::identity::identities(&spec, graph, nodes)?;
+    let mut identities = crate::identity::identities(&spec, graph, nodes)?;
     let registry = registry_cache(&spec, &options, &reporter);
-    let found = find(&engine, &registry, &identities, nodes, &options, &reporter).await?;
+    let found = find(&spec, &engine, &registry, &mut identities, nodes, &options, &reporter).await?;
     let force = options.force || options.no_cache;
     let decisions = decide::decide(graph, nodes, &found, force);
     let bases = bases_for(&spec, &engine, &registry, &identities, nodes, &decisions, &options, &reporter).await?;
@@ -362,11 +362,14 @@ fn registry_cache(spec: &Spec, options: &BuildOptions, reporter: &Reporter) -> R
 }
 
 /// Where each node's pin is: on the engine (unless the run rebuilds everything anyway), and in
-/// the registry when it is not on the engine, or when pins are pushed.
+/// the registry when it is not on the engine, or when pins are pushed. With a fallback
+/// namespace (`STACK_NAMESPACE`), a pin missing from this run's namespace is looked for in the
+/// spec's own, and an image found there is used from there (its pin in `identities` moves).
 async fn find(
+    spec: &Spec,
     engine: &Engine,
     registry: &RegistryCache,
-    identities: &Identities,
+    identities: &mut Identities,
     nodes: &[NodeId],
     options: &BuildOptions,
     reporter: &Reporter,
@@ -374,17 +377,25 @@ async fn find(
     let mut found = BTreeMap::new();
     let force = options.force || options.no_cache;
     for id in nodes {
-        let pin = &identities.nodes[&id.name];
-        let on_engine = !force && crate::cache::on_engine(engine, pin).await?.is_some();
-        let mut in_registry = false;
-        if (!force && !on_engine) || options.push {
-            let (has, notice) = registry.has(pin).await;
-            if let Some(notice) = notice {
-                reporter.note(&notice);
+        let pin = identities.nodes[&id.name].clone();
+        let fallback =
+            spec.fallback_repository(&pin.repository).map(|repository| Pin::new(pin.digest.clone(), repository));
+        let mut here = Found { engine: false, registry: false };
+        for candidate in std::iter::once(pin.clone()).chain(fallback) {
+            here.engine = !force && crate::cache::on_engine(engine, &candidate).await?.is_some();
+            if (!force && !here.engine) || (options.push && candidate == pin) {
+                let (has, notice) = registry.has(&candidate).await;
+                if let Some(notice) = notice {
+                    reporter.note(&notice);
+                }
+                here.registry = has;
             }
-            in_registry = has;
+            if here.engine || here.registry {
+                identities.nodes.insert(id.name.clone(), candidate);
+                break;
+            }
         }
-        found.insert(id.name.clone(), Found { engine: on_engine, registry: in_registry });
+        found.insert(id.name.clone(), here);
     }
     Ok(found)
 }
@@ -408,10 +419,13 @@ async fn bases_for(
                 continue;
             }
             let pin = &identities.bases[name];
+            let fallback =
+                spec.fallback_repository(&pin.repository).map(|repository| Pin::new(pin.digest.clone(), repository));
             let base = crate::bases::ensure_pinned(
                 engine,
                 &spec.bases[name],
                 pin,
+                fallback.as_ref(),
                 &spec.dir,
                 registry,
                 options.push,

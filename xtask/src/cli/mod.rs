@@ -55,8 +55,9 @@ impl Cli {
         self.spec.clone().unwrap_or_else(crate::paths::default_spec)
     }
 
+    /// The spec, with this run's environment applied (`STACK_NAMESPACE`).
     pub fn load_spec(&self) -> Result<Spec, Diagnostics> {
-        Spec::load(&self.spec_path())
+        Spec::load(&self.spec_path())?.with_env_overrides()
     }
 
     pub async fn run(&self, out: &mut dyn Write) -> Result<(), Error> {

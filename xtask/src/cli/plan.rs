@@ -19,6 +19,8 @@ pub enum PlanFormat {
     Json,
     /// `{"include": [...]}` for a GitHub Actions `strategy.matrix`
     GithubMatrix,
+    /// `$GITHUB_OUTPUT` lines for a workflow with a job per level: `levels=`, `level0=`..., `test=`, `gpu=`
+    GithubLevels,
 }
 
 /// What to plan: images by name, everything, or what changed since a git reference.
@@ -73,12 +75,18 @@ pub async fn mark_built(
     let mut found = std::collections::HashMap::new();
     for id in &wanted {
         let pin = &identities.nodes[&id.name];
-        let (has, notice) = registry.has(pin).await;
-        if let Some(notice) = notice {
-            eprintln!("{notice}");
-        }
-        if has {
-            found.insert(id.clone(), (pin.tag(), "registry".to_string()));
+        let fallback = spec
+            .fallback_repository(&pin.repository)
+            .map(|repository| crate::identity::Pin::new(pin.digest.clone(), repository));
+        for candidate in std::iter::once(pin.clone()).chain(fallback) {
+            let (has, notice) = registry.has(&candidate).await;
+            if let Some(notice) = notice {
+                eprintln!("{notice}");
+            }
+            if has {
+                found.insert(id.clone(), (candidate.tag(), "registry".to_string()));
+                break;
+            }
         }
     }
     Ok(plan::mark_up_to_date(plan, &graph, &|id| found.get(id).cloned()))
@@ -132,6 +140,7 @@ impl Plan {
             PlanFormat::Text => render::plan::text(&plan),
             PlanFormat::Json => render::plan::json(&spec, &plan, &spec_dir),
             PlanFormat::GithubMatrix => render::plan::github_matrix(&plan),
+            PlanFormat::GithubLevels => render::plan::github_levels(&spec, &plan),
         };
         out.write_all(text.as_bytes())?;
         Ok(())

@@ -11,7 +11,6 @@ use clap::Args;
 
 use super::Cli;
 use crate::credentials;
-use crate::engine::Engine;
 use crate::error::Error;
 use crate::graph::ImageGraph;
 use crate::paths::work_dir;
@@ -23,19 +22,20 @@ pub struct Release {
     /// The registry to push to, `host[:port]` or an `http(s)://` URL [default: stack.registry]
     #[arg(long, value_name = "URL")]
     pub registry: Option<String>,
-    /// The harness's JUnit report (`STACK_JUNIT=<path> cargo test`): images whose tests failed,
-    /// and the images built on them, are not pushed
+    /// The harness's JUnit report (`STACK_JUNIT=<path> cargo test`), or a folder of them (one per
+    /// CI job; repeatable): images whose tests failed, and the images built on them, are not pushed
     #[arg(long, value_name = "JUNIT", conflicts_with = "promote")]
-    pub results: Option<PathBuf>,
+    pub results: Vec<PathBuf>,
     /// Push images that have no test result (without --results: push every tagged image)
     #[arg(long)]
     pub untested: bool,
     /// Push nothing when any image is held back
     #[arg(long)]
     pub all_or_nothing: bool,
-    /// The record `cargo xtask tag` wrote [default: target/xtask/tags.json]
+    /// The record `cargo xtask tag` wrote, or a folder of them (one per CI job; repeatable)
+    /// [default: target/xtask/tags.json]
     #[arg(long, value_name = "PATH")]
-    pub tags: Option<PathBuf>,
+    pub tags: Vec<PathBuf>,
     /// Promote: the tag every image of the stack already has in the registry (`2026.11-main`)
     #[arg(long, value_name = "TAG", requires = "to")]
     pub promote: Option<String>,
@@ -74,7 +74,8 @@ impl Release {
                 ReleaseRecord { schema: RELEASE_RECORD_SCHEMA.into(), registry: host, images: vec![], promotions }
             }
             _ => {
-                let tags = self.tags.clone().unwrap_or_else(|| work_dir(&spec).join("tags.json"));
+                let tags =
+                    if self.tags.is_empty() { vec![work_dir(&spec).join("tags.json")] } else { self.tags.clone() };
                 let request = release::Request {
                     tags,
                     results: self.results.clone(),
@@ -115,11 +116,15 @@ impl Release {
                 writeln!(out, "  {}: {}", image.node, image.reason.as_deref().unwrap_or_default())?;
             }
         }
-        let engine = Engine::connect().await?;
-        release::check_present(&engine, &prepared).await?;
         if self.dry_run {
             for push in &prepared.pushes {
-                writeln!(out, "{}: would push {} then tag {}", push.node, push.pin_reference(), push.tags.join(", "))?;
+                writeln!(
+                    out,
+                    "{}: would push {} (unless the registry has it) then tag {}",
+                    push.node,
+                    push.pin_reference(),
+                    push.tags.join(", ")
+                )?;
             }
             writeln!(out, "dry run: nothing was pushed, no tag was moved, no record written")?;
             return Ok(None);
@@ -133,8 +138,9 @@ impl Release {
                 failed_write.get_or_insert(error);
             }
         };
-        let record = release::push(&engine, client, credentials, &prepared, &mut |event| match event {
+        let record = release::push(client, credentials, &prepared, &mut |event| match event {
             Event::Pushing { node, reference } => say(format!("{node}: pushing {reference}")),
+            Event::Present { node, reference } => say(format!("{node}: {reference} is in the registry already")),
             Event::Retrying { reference, error, pause } => {
                 eprintln!("{reference}: {error}; trying again in {} ms", pause.as_millis())
             }
@@ -145,6 +151,13 @@ impl Release {
         .await;
         if let Some(error) = failed_write {
             return Err(error.into());
+        }
+        if !prepared.untested_on_gpu.is_empty() {
+            writeln!(
+                out,
+                "released untested on a GPU (no GPU runner ran their GPU trials): {}",
+                prepared.untested_on_gpu.join(", ")
+            )?;
         }
         Ok(Some(record?))
     }

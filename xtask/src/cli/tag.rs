@@ -25,6 +25,11 @@ pub struct Tag {
     /// and write no record
     #[arg(long)]
     pub dry_run: bool,
+    /// Where to write the record `release` reads [default: target/xtask/tags.json]; a CI job
+    /// per image writes one each (`target/tags/<image>.json`), and `release --tags target/tags`
+    /// reads them all
+    #[arg(long, value_name = "PATH")]
+    pub record: Option<std::path::PathBuf>,
 }
 
 impl Tag {
@@ -44,7 +49,7 @@ impl Tag {
         if self.dry_run {
             writeln!(out, "dry run: no tag was moved")?;
         } else {
-            let path = crate::paths::work_dir(&spec).join("tags.json");
+            let path = self.record.clone().unwrap_or_else(|| crate::paths::work_dir(&spec).join("tags.json"));
             tags::write_record(&path, &tagged.record)?;
             writeln!(out, "record: {}", path.display())?;
         }

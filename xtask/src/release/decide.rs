@@ -22,72 +22,111 @@ pub struct ResultsError {
     pub reason: String,
 }
 
+/// The start of the message the harness gives a GPU trial it skips on a host without a GPU:
+/// how a release tells "untested on a GPU" from other skips.
+pub const GPU_SKIPPED: &str = "needs an NVIDIA GPU";
+
 /// Test counts per node.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Of the skipped, GPU trials skipped for want of a GPU.
+    pub gpu_skipped: usize,
 }
 
-/// Reads a JUnit report into counts per node (the `classname` of each `testcase`, else the part
-/// of its name before the first `::`). `failure` and `error` count as failed.
-pub fn parse_junit(xml: &str) -> Result<BTreeMap<String, Counts>, String> {
+/// How one test case ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    /// Skipped; `true` when it is a GPU trial on a host without a GPU.
+    Skipped(bool),
+    Passed,
+    Failed,
+}
+
+/// One test case of a JUnit report: its node, its name, how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    pub node: String,
+    pub name: String,
+    pub verdict: Verdict,
+}
+
+/// Reads a JUnit report's test cases. The node is the `classname` of each `testcase` (else the
+/// part of its name before the first `::`); `failure` and `error` count as failed.
+pub fn parse_cases(xml: &str) -> Result<Vec<Case>, String> {
     use quick_xml::events::{BytesStart, Event};
     let mut reader = quick_xml::Reader::from_str(xml);
-    let mut out: BTreeMap<String, Counts> = BTreeMap::new();
-    let mut current: Option<(String, Counts)> = None;
-    let node_of = |e: &BytesStart<'_>| -> Result<String, String> {
-        let attribute = |key: &str| -> Result<Option<String>, String> {
-            match e.try_get_attribute(key).map_err(|e| e.to_string())? {
-                Some(a) => Ok(Some(a.unescape_value().map_err(|e| e.to_string())?.into_owned())),
-                None => Ok(None),
-            }
-        };
-        match attribute("classname")? {
-            Some(class) if !class.is_empty() => Ok(class),
-            _ => {
-                let name = attribute("name")?.unwrap_or_default();
-                Ok(name.split("::").next().unwrap_or_default().to_string())
-            }
+    let mut out = Vec::new();
+    let mut current: Option<Case> = None;
+    let attribute = |e: &BytesStart<'_>, key: &str| -> Result<Option<String>, String> {
+        match e.try_get_attribute(key).map_err(|e| e.to_string())? {
+            Some(a) => Ok(Some(a.unescape_value().map_err(|e| e.to_string())?.into_owned())),
+            None => Ok(None),
         }
     };
-    let finish = |out: &mut BTreeMap<String, Counts>, (node, case): (String, Counts)| {
-        let entry = out.entry(node).or_default();
-        if case.failed > 0 {
-            entry.failed += 1;
-        } else if case.skipped > 0 {
-            entry.skipped += 1;
-        } else {
-            entry.passed += 1;
-        }
+    let case_of = |e: &BytesStart<'_>| -> Result<Case, String> {
+        let name = attribute(e, "name")?.unwrap_or_default();
+        let node = match attribute(e, "classname")? {
+            Some(class) if !class.is_empty() => class,
+            _ => name.split("::").next().unwrap_or_default().to_string(),
+        };
+        Ok(Case { node, name, verdict: Verdict::Passed })
     };
     loop {
         let event = reader
             .read_event()
             .map_err(|e| format!("not well-formed XML at byte {}: {e}", reader.buffer_position()))?;
         match event {
-            Event::Start(e) if e.name().as_ref() == b"testcase" => current = Some((node_of(&e)?, Counts::default())),
-            Event::Empty(e) if e.name().as_ref() == b"testcase" => finish(&mut out, (node_of(&e)?, Counts::default())),
+            Event::Start(e) if e.name().as_ref() == b"testcase" => current = Some(case_of(&e)?),
+            Event::Empty(e) if e.name().as_ref() == b"testcase" => out.push(case_of(&e)?),
             Event::Start(e) | Event::Empty(e) => {
-                if let Some((_, case)) = current.as_mut() {
+                if let Some(case) = current.as_mut() {
                     match e.name().as_ref() {
-                        b"failure" | b"error" => case.failed += 1,
-                        b"skipped" => case.skipped += 1,
+                        b"failure" | b"error" => case.verdict = Verdict::Failed,
+                        b"skipped" if case.verdict != Verdict::Failed => {
+                            let message = attribute(&e, "message")?.unwrap_or_default();
+                            case.verdict = Verdict::Skipped(message.starts_with(GPU_SKIPPED));
+                        }
                         _ => {}
                     }
                 }
             }
-            Event::End(e) if e.name().as_ref() == b"testcase" => {
-                if let Some(case) = current.take() {
-                    finish(&mut out, case);
-                }
-            }
+            Event::End(e) if e.name().as_ref() == b"testcase" => out.extend(current.take()),
             Event::Eof => break,
             _ => {}
         }
     }
     Ok(out)
+}
+
+/// Counts per node over the cases of several reports (the build jobs', the GPU job's): a case
+/// reported more than once counts once, failed over passed over skipped.
+pub fn tally(cases: impl IntoIterator<Item = Case>) -> BTreeMap<String, Counts> {
+    let mut merged: BTreeMap<(String, String), Verdict> = BTreeMap::new();
+    for case in cases {
+        let slot = merged.entry((case.node, case.name)).or_insert(case.verdict);
+        *slot = (*slot).max(case.verdict);
+    }
+    let mut out: BTreeMap<String, Counts> = BTreeMap::new();
+    for ((node, _), verdict) in merged {
+        let counts = out.entry(node).or_default();
+        match verdict {
+            Verdict::Failed => counts.failed += 1,
+            Verdict::Passed => counts.passed += 1,
+            Verdict::Skipped(gpu) => {
+                counts.skipped += 1;
+                counts.gpu_skipped += usize::from(gpu);
+            }
+        }
+    }
+    out
+}
+
+/// Reads one JUnit report into counts per node.
+pub fn parse_junit(xml: &str) -> Result<BTreeMap<String, Counts>, String> {
+    Ok(tally(parse_cases(xml)?))
 }
 
 /// Why an image is not pushed.
@@ -175,6 +214,9 @@ pub struct ReleasedImage {
     pub digest: Option<String>,
     /// The pin first, then the tags moved to the same digest.
     pub tags: Vec<String>,
+    /// What a reader must know, such as "released untested on a GPU".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,11 +253,30 @@ mod tests {
 </testsuites>"#;
 
     #[test]
+    fn reports_of_several_jobs_add_up_and_a_run_gpu_trial_beats_a_skipped_one() {
+        let report = |cases: &str| format!("<testsuites><testsuite name=\"x\">{cases}</testsuite></testsuites>");
+        let build_job = report(
+            r#"<testcase classname="app@gpu" name="a::x"/><testcase classname="app@gpu" name="a::cuda"><skipped message="needs an NVIDIA GPU; this host has none"/></testcase><testcase classname="base@gpu" name="b::cuda"><skipped message="needs an NVIDIA GPU; this host has none"/></testcase>"#,
+        );
+        let gpu_job = report(r#"<testcase classname="app@gpu" name="a::cuda"/>"#);
+        let mut cases = parse_cases(&build_job).unwrap();
+        let alone = tally(cases.clone());
+        assert_eq!(alone["app@gpu"], Counts { passed: 1, skipped: 1, gpu_skipped: 1, ..Default::default() });
+        cases.extend(parse_cases(&gpu_job).unwrap());
+        let together = tally(cases.clone());
+        assert_eq!(together["app@gpu"], Counts { passed: 2, ..Default::default() }, "the GPU job ran it");
+        assert_eq!(together["base@gpu"], Counts { skipped: 1, gpu_skipped: 1, ..Default::default() });
+        let failed = report(r#"<testcase classname="app@gpu" name="a::cuda"><failure message="no"/></testcase>"#);
+        cases.extend(parse_cases(&failed).unwrap());
+        assert_eq!(tally(cases)["app@gpu"].failed, 1, "a failure anywhere counts");
+    }
+
+    #[test]
     fn reads_junit_per_node() {
         let counts = parse_junit(JUNIT).unwrap();
-        assert_eq!(counts["base"], Counts { passed: 2, failed: 0, skipped: 0 });
-        assert_eq!(counts["tools"], Counts { passed: 0, failed: 1, skipped: 1 });
-        assert_eq!(counts["base@gpu"], Counts { passed: 1, failed: 0, skipped: 0 });
+        assert_eq!(counts["base"], Counts { passed: 2, ..Default::default() });
+        assert_eq!(counts["tools"], Counts { failed: 1, skipped: 1, ..Default::default() });
+        assert_eq!(counts["base@gpu"], Counts { passed: 1, ..Default::default() });
         assert!(parse_junit("<testsuites><testcase").is_err());
     }
 
@@ -246,7 +307,7 @@ mod tests {
         let strict = holds(&decide(&graph, &nodes, Some(&results), false, false));
         assert_eq!(strict.iter().find(|(n, _)| n == "tools@gpu").unwrap().1, Some(Hold::Untested));
         let mut skipped_only = results.clone();
-        skipped_only.insert("base".into(), Counts { passed: 0, failed: 0, skipped: 3 });
+        skipped_only.insert("base".into(), Counts { skipped: 3, ..Default::default() });
         let strict = holds(&decide(&graph, &nodes, Some(&skipped_only), false, false));
         assert_eq!(strict[0], ("base".to_string(), Some(Hold::Untested)), "every test skipped is no test");
     }

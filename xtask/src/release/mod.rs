@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use decide::{
-    decide, parse_junit, Counts, Hold, Promotion, ReleaseRecord, ReleasedImage, ResultsError, RELEASE_RECORD_SCHEMA,
+    decide, parse_cases, parse_junit, tally, Case, Counts, Hold, Promotion, ReleaseRecord, ReleasedImage, ResultsError,
+    Verdict, GPU_SKIPPED, RELEASE_RECORD_SCHEMA,
 };
 pub use publish::{Backoff, Event, ManifestStore, PinPusher, Push};
 
@@ -84,10 +85,10 @@ impl ReleaseError {
 /// What `release` was asked to push.
 #[derive(Debug, Clone)]
 pub struct Request {
-    /// The tag record `cargo xtask tag` wrote.
-    pub tags: PathBuf,
-    /// The harness's JUnit report.
-    pub results: Option<PathBuf>,
+    /// The tag records `cargo xtask tag` wrote: files, or folders of them (one per CI job).
+    pub tags: Vec<PathBuf>,
+    /// The harness's JUnit reports: files, or folders of them; none means none given.
+    pub results: Vec<PathBuf>,
     pub untested: bool,
     pub all_or_nothing: bool,
     /// `host[:port]` of the registry to push to.
@@ -101,26 +102,33 @@ pub struct Prepared {
     pub held: Vec<ReleasedImage>,
     /// Every node of the record, in the stack's order (the record lists images that way).
     pub order: Vec<String>,
+    /// Images pushed although their GPU trials never ran (no GPU runner).
+    pub untested_on_gpu: Vec<String>,
 }
 
-/// Reads the tag record and the test results and decides, image by image. Reads files only.
+/// Reads the tag records and the test results and decides, image by image. Reads files only.
 pub fn prepare(spec: &Spec, graph: &ImageGraph, request: &Request) -> Result<Prepared, ReleaseError> {
-    let tagged = read_tag_record(&request.tags)?;
+    let tagged = read_tag_records(&request.tags)?;
     let by_node: BTreeMap<&str, &crate::tags::TaggedImage> =
         tagged.images.iter().map(|image| (image.node.as_str(), image)).collect();
     let nodes: Vec<NodeId> =
         graph.topological_order().filter(|id| by_node.contains_key(id.name.as_str())).cloned().collect();
     if let Some(unknown) = tagged.images.iter().find(|image| !nodes.iter().any(|id| id.name == image.node)) {
-        return Err(ReleaseError::UnknownNode { path: request.tags.clone(), node: unknown.node.clone() });
+        let path = request.tags.first().cloned().unwrap_or_default();
+        return Err(ReleaseError::UnknownNode { path, node: unknown.node.clone() });
     }
-    let results = match &request.results {
-        Some(path) => Some(read_results(path)?),
-        None if request.untested => None,
-        None => return Err(ReleaseError::NoResults),
+    let results = match &request.results[..] {
+        [] if request.untested => None,
+        [] => return Err(ReleaseError::NoResults),
+        paths => Some(read_results(paths)?),
     };
     let decisions = decide(graph, &nodes, results.as_ref(), request.untested, request.all_or_nothing);
-    let mut prepared =
-        Prepared { pushes: vec![], held: vec![], order: nodes.iter().map(|id| id.name.clone()).collect() };
+    let mut prepared = Prepared {
+        pushes: vec![],
+        held: vec![],
+        order: nodes.iter().map(|id| id.name.clone()).collect(),
+        untested_on_gpu: vec![],
+    };
     for (id, hold) in decisions {
         let image = by_node[id.name.as_str()];
         let (repository, path) = repository(spec, &id, &request.host);
@@ -132,15 +140,22 @@ pub fn prepare(spec: &Spec, graph: &ImageGraph, request: &Request) -> Result<Pre
                 reason: Some(hold.to_string()),
                 digest: None,
                 tags: vec![],
+                notes: vec![],
             }),
-            None => prepared.pushes.push(Push {
-                node: id.name.clone(),
-                image_id: image.id.clone(),
-                repository,
-                path,
-                pin: image.pin.clone(),
-                tags: image.tags.clone(),
-            }),
+            None => {
+                let gpu_skipped = results.as_ref().and_then(|r| r.get(&id.name)).is_some_and(|c| c.gpu_skipped > 0);
+                if gpu_skipped {
+                    prepared.untested_on_gpu.push(id.name.clone());
+                }
+                prepared.pushes.push(Push {
+                    node: id.name.clone(),
+                    image_id: image.id.clone(),
+                    repository,
+                    path,
+                    pin: image.pin.clone(),
+                    tags: image.tags.clone(),
+                });
+            }
         }
     }
     if request.all_or_nothing && !prepared.held.is_empty() {
@@ -157,6 +172,57 @@ pub fn prepare(spec: &Spec, graph: &ImageGraph, request: &Request) -> Result<Pre
     Ok(prepared)
 }
 
+/// The files `paths` name: each file itself, each folder's files ending in `.{extension}`.
+fn files_in(paths: &[PathBuf], extension: &str) -> Result<Vec<PathBuf>, (PathBuf, std::io::Error)> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|e| (path.clone(), e))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|file| file.extension().is_some_and(|e| e == extension))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The tag records at `paths` (files or folders of them), as one: every record must be for the
+/// same branch, and a node may appear in several only with the same tags.
+fn read_tag_records(paths: &[PathBuf]) -> Result<TagRecord, ReleaseError> {
+    let files = files_in(paths, "json").map_err(|(path, source)| ReleaseError::NoTagRecord { path, source })?;
+    let mut merged: Option<TagRecord> = None;
+    for file in &files {
+        let record = read_tag_record(file)?;
+        let Some(all) = merged.as_mut() else {
+            merged = Some(record);
+            continue;
+        };
+        if record.branch != all.branch {
+            let reason = format!("it is for branch `{}`, the others for `{}`", record.branch, all.branch);
+            return Err(ReleaseError::BadTagRecord { path: file.clone(), reason });
+        }
+        for image in record.images {
+            match all.images.iter().find(|seen| seen.node == image.node) {
+                Some(seen) if *seen == image => {}
+                Some(_) => {
+                    let reason = format!("`{}` is tagged differently in another record", image.node);
+                    return Err(ReleaseError::BadTagRecord { path: file.clone(), reason });
+                }
+                None => all.images.push(image),
+            }
+        }
+    }
+    merged.ok_or_else(|| ReleaseError::NoTagRecord {
+        path: paths.first().cloned().unwrap_or_default(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no tag record (*.json) there"),
+    })
+}
+
 fn read_tag_record(path: &Path) -> Result<TagRecord, ReleaseError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| ReleaseError::NoTagRecord { path: path.to_path_buf(), source })?;
@@ -164,10 +230,20 @@ fn read_tag_record(path: &Path) -> Result<TagRecord, ReleaseError> {
         .map_err(|e| ReleaseError::BadTagRecord { path: path.to_path_buf(), reason: e.to_string() })
 }
 
-fn read_results(path: &Path) -> Result<BTreeMap<String, Counts>, ReleaseError> {
-    let failed = |reason: String| ResultsError { path: path.display().to_string(), reason };
-    let text = std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?;
-    Ok(parse_junit(&text).map_err(failed)?)
+/// Every JUnit report at `paths` (files or folders of them), tallied together.
+fn read_results(paths: &[PathBuf]) -> Result<BTreeMap<String, Counts>, ReleaseError> {
+    let failed = |path: &Path, reason: String| ResultsError { path: path.display().to_string(), reason };
+    let files = files_in(paths, "xml").map_err(|(path, e)| failed(&path, e.to_string()))?;
+    if files.is_empty() {
+        let path = paths.first().cloned().unwrap_or_default();
+        return Err(failed(&path, "no JUnit report (*.xml) there".into()).into());
+    }
+    let mut cases = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).map_err(|e| failed(file, e.to_string()))?;
+        cases.extend(parse_cases(&text).map_err(|reason| failed(file, reason))?);
+    }
+    Ok(tally(cases))
 }
 
 /// The stack's repository of a node on `host` instead of the spec's registry: `(host/path,
@@ -182,21 +258,11 @@ pub fn repository(spec: &Spec, id: &NodeId, host: &str) -> (String, String) {
     (format!("{host}/{path}"), path)
 }
 
-/// Checks that every image to push is still on the engine.
-pub async fn check_present(engine: &Engine, prepared: &Prepared) -> Result<(), ReleaseError> {
-    for push in &prepared.pushes {
-        if engine.image(&push.image_id).await?.is_none() {
-            return Err(ReleaseError::ImageGone { node: push.node.clone(), id: push.image_id.clone() });
-        }
-    }
-    Ok(())
-}
-
-/// Pushes what `prepared` says through the engine and the registry's API, and returns the
-/// record: pushed and held images, in the stack's order. Refused credentials stop it before
-/// anything is uploaded.
+/// Pushes what `prepared` says through the registry's API (and the engine, for pins the
+/// registry lacks: the engine is connected only then, and those images must still be on it),
+/// and returns the record: pushed and held images, in the stack's order. Refused credentials
+/// stop it before anything is uploaded.
 pub async fn push(
-    engine: &Engine,
     registry: Arc<Registry>,
     credentials: Option<Credentials>,
     prepared: &Prepared,
@@ -208,9 +274,28 @@ pub async fn push(
     if let Some(first) = prepared.pushes.first() {
         let (client, path) = (registry.clone(), first.path.clone());
         blocking(move || client.check_access(&path)).await??;
-        let pusher = EnginePusher { engine, credentials };
         let store = RegistryStore(registry);
+        let mut missing = Vec::new();
+        for push in &prepared.pushes {
+            if store.manifest(&push.path, &push.pin).await?.is_none() {
+                missing.push(push);
+            }
+        }
+        let engine = if missing.is_empty() { None } else { Some(Engine::connect().await?) };
+        if let Some(engine) = &engine {
+            for push in missing {
+                if engine.image(&push.image_id).await?.is_none() {
+                    return Err(ReleaseError::ImageGone { node: push.node.clone(), id: push.image_id.clone() });
+                }
+            }
+        }
+        let pusher = OptionalEngine { engine: engine.as_ref(), credentials };
         for published in publish::publish(&pusher, &store, &prepared.pushes, Backoff::default(), on_event).await? {
+            let notes = if prepared.untested_on_gpu.contains(&published.node) {
+                vec!["released untested on a GPU: no GPU runner ran its GPU trials".to_string()]
+            } else {
+                vec![]
+            };
             record.images.push(ReleasedImage {
                 node: published.node,
                 repository: published.repository,
@@ -218,12 +303,31 @@ pub async fn push(
                 reason: None,
                 digest: Some(published.digest),
                 tags: published.tags,
+                notes,
             });
         }
     }
     let order: BTreeMap<&str, usize> = prepared.order.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     record.images.sort_by_key(|image| order.get(image.node.as_str()).copied());
     Ok(record)
+}
+
+/// The engine when this release needs it (some pin is not in the registry yet).
+struct OptionalEngine<'a> {
+    engine: Option<&'a Engine>,
+    credentials: Option<Credentials>,
+}
+
+impl PinPusher for OptionalEngine<'_> {
+    async fn push_pin(&self, image_id: &str, repository: &str, pin: &str) -> Result<(), EngineError> {
+        match self.engine {
+            Some(engine) => {
+                let pusher = EnginePusher { engine, credentials: self.credentials.clone() };
+                pusher.push_pin(image_id, repository, pin).await
+            }
+            None => Err(EngineError::unexpected_missing(repository, pin)),
+        }
+    }
 }
 
 /// Promotes `from` to `to` for every image of the stack, in every variant.

@@ -2,8 +2,9 @@
 //! an image's blobs and manifest under its content-addressed pin) and [`ManifestStore`] (what
 //! the registry's API does: read a manifest, put it under another tag).
 //!
-//! **The property it keeps: a tag never names an incomplete image.** Every pin is pushed and
-//! its manifest read back before the first human tag moves; a tag is then a manifest PUT of
+//! **The property it keeps: a tag never names an incomplete image.** Every pin is pushed (unless
+//! the registry has it already, as after fanned-out CI build jobs) and its manifest read back
+//! before the first human tag moves; a tag is then a manifest PUT of
 //! bytes the registry already holds, so promotion keeps digests by construction. A failure
 //! at any point before the tags leaves no tag moved; a re-run resumes (the engine skips blobs
 //! the registry has). Transient push failures are tried again with backoff.
@@ -91,6 +92,8 @@ pub struct Published {
 pub enum Event {
     /// A pin's upload starts.
     Pushing { node: String, reference: String },
+    /// A pin is in the registry already (a build job pushed it): nothing to upload.
+    Present { node: String, reference: String },
     /// A push failed in a way that may pass later; the next try is after `pause`.
     Retrying { reference: String, error: String, pause: Duration },
     /// Every tag of an image now names `digest`.
@@ -108,6 +111,12 @@ pub async fn publish(
     let mut manifests = Vec::new();
     for push in pushes {
         let reference = push.pin_reference();
+        // A pin a build job pushed already is not pushed again: its tags are manifest PUTs.
+        if let Some(manifest) = store.manifest(&push.path, &push.pin).await? {
+            on_event(Event::Present { node: push.node.clone(), reference });
+            manifests.push(manifest);
+            continue;
+        }
         on_event(Event::Pushing { node: push.node.clone(), reference: reference.clone() });
         push_with_retries(pusher, &push.image_id, &push.repository, &push.pin, backoff, on_event)
             .await
@@ -311,8 +320,10 @@ mod tests {
         assert_eq!(
             world.log(),
             [
+                "get ns/base:inputs-1",
                 "push ns/base:inputs-1",
                 "get ns/base:inputs-1",
+                "get ns/app:inputs-1",
                 "push ns/app:inputs-1",
                 "get ns/app:inputs-1",
                 "put ns/base:1.0-main",
@@ -327,10 +338,11 @@ mod tests {
     }
 
     #[rstest::rstest]
-    #[case::first_push_refused(0)]
-    #[case::first_read_back_fails(1)]
-    #[case::second_push_refused(2)]
-    #[case::second_read_back_fails(3)]
+    #[case::first_lookup_fails(0)]
+    #[case::first_push_refused(1)]
+    #[case::first_read_back_fails(2)]
+    #[case::second_push_refused(4)]
+    #[case::second_read_back_fails(5)]
     #[tokio::test]
     async fn a_failure_before_the_tags_moves_no_tag(#[case] at: usize) {
         let world = World::default();
@@ -344,7 +356,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_push_is_a_registry_failure_not_tried_again() {
         let world = World::default();
-        world.fail_at(0, Failure::Refused);
+        world.fail_at(1, Failure::Refused);
         let (result, events) = run(&world).await;
         let error = result.unwrap_err();
         assert!(matches!(error, ReleaseError::Push { .. }), "{error:?}");
@@ -355,8 +367,8 @@ mod tests {
     #[tokio::test]
     async fn a_transient_push_failure_is_tried_again_and_the_release_completes() {
         let world = World::default();
-        world.fail_at(0, Failure::Unreachable);
         world.fail_at(1, Failure::Unreachable);
+        world.fail_at(2, Failure::Unreachable);
         let (result, events) = run(&world).await;
         assert_eq!(result.unwrap().len(), 2);
         let retries = events.iter().filter(|e| matches!(e, Event::Retrying { .. })).count();
@@ -367,13 +379,25 @@ mod tests {
     #[tokio::test]
     async fn a_push_that_keeps_failing_gives_up_after_the_retries_and_moves_no_tag() {
         let world = World::default();
-        for at in 0..3 {
+        for at in 1..4 {
             world.fail_at(at, Failure::Unreachable);
         }
         let (result, _) = run(&world).await;
         assert!(matches!(result.unwrap_err(), ReleaseError::Push { .. }));
-        assert_eq!(world.log().len(), 3, "one try and two retries: {:?}", world.log());
+        assert_eq!(world.log().len(), 4, "a lookup, one try and two retries: {:?}", world.log());
         assert!(tags_moved(&world).is_empty());
+    }
+
+    #[tokio::test]
+    async fn pins_the_registry_has_already_are_not_pushed_again() {
+        let world = World::default();
+        world.put("ns/base:inputs-1", manifest_of("sha256:base"));
+        let (result, events) = run(&world).await;
+        result.unwrap();
+        assert!(!world.log().contains(&"push ns/base:inputs-1".to_string()), "{:?}", world.log());
+        assert!(world.log().contains(&"push ns/app:inputs-1".to_string()));
+        assert!(events.iter().any(|e| matches!(e, Event::Present { node, .. } if node == "base")));
+        assert_eq!(tags_moved(&world).len(), 4);
     }
 
     #[tokio::test]

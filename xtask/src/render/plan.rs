@@ -215,6 +215,42 @@ struct MatrixEntry<'a> {
     level: Option<usize>,
 }
 
+#[derive(Serialize)]
+struct LevelEntry<'a> {
+    node: &'a str,
+    image: &'a str,
+    variant: &'a str,
+}
+
+/// The plan as `name=value` lines for `$GITHUB_OUTPUT`, for a workflow with one job per level:
+/// `levels=N`; `level<i>={"include":[{"node","image","variant"},...]}` for each level with
+/// images to build; `test=` for the images to re-test only; `gpu=` for the images of GPU variants
+/// (built or re-tested), whose GPU trials a GPU runner runs. A list with nothing in it gives no
+/// line: GitHub then reads the output as empty, and the job it feeds is skipped.
+pub fn github_levels(spec: &Spec, plan: &BuildPlan) -> String {
+    fn entry(image: &crate::plan::PlannedImage) -> LevelEntry<'_> {
+        LevelEntry { node: &image.id.name, image: &image.id.image, variant: &image.id.variant }
+    }
+    let matrix = |entries: Vec<LevelEntry>| {
+        serde_json::to_string(&serde_json::json!({ "include": entries })).expect("matrix serializes")
+    };
+    let mut out = format!("levels={}\n", plan.levels.len());
+    for level in 0..plan.levels.len() {
+        let entries: Vec<LevelEntry> = plan.to_build().filter(|image| image.level == Some(level)).map(entry).collect();
+        out.push_str(&format!("level{level}={}\n", matrix(entries)));
+    }
+    let tests: Vec<LevelEntry> = plan.to_test().map(entry).collect();
+    if !tests.is_empty() {
+        out.push_str(&format!("test={}\n", matrix(tests)));
+    }
+    let gpu: Vec<LevelEntry> =
+        plan.images.iter().filter(|image| spec.variant(&image.id.variant).is_some_and(|v| v.gpu)).map(entry).collect();
+    if !gpu.is_empty() {
+        out.push_str(&format!("gpu={}\n", matrix(gpu)));
+    }
+    out
+}
+
 /// `{"include": [...]}`, one entry per image, ready for `strategy.matrix: ${{ fromJSON(...) }}`.
 /// One line, so it can go straight into `$GITHUB_OUTPUT`.
 pub fn github_matrix(plan: &BuildPlan) -> String {

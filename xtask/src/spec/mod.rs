@@ -60,6 +60,9 @@ pub struct Stack {
     pub cache_from: Vec<String>,
     /// Where builds look for images that are already built.
     pub cache: Cache,
+    /// When `STACK_NAMESPACE` moved this run's images elsewhere (a pull request's namespace):
+    /// the spec's own namespace, where built images are still looked for, never pushed to.
+    pub fallback_namespace: Option<String>,
 }
 
 /// Where builds look for an image whose pin they need.
@@ -78,6 +81,8 @@ pub struct Variant {
     pub suffix: String,
     pub description: Option<String>,
     pub build_args: BuildArgs,
+    /// Its images are tested on a GPU (CI runs their GPU trials on a GPU runner).
+    pub gpu: bool,
 }
 
 /// An image from outside the stack, with a recipe to make it when it cannot be pulled.
@@ -208,6 +213,45 @@ impl Spec {
         let name = format!("{image}{suffix}");
         parts.push(&name);
         parts.join("/")
+    }
+
+    /// Applies `STACK_NAMESPACE` (the namespace this run pushes to, such as a pull request's):
+    /// the spec's own namespace stays where built images are looked for. Refused, with the
+    /// reason, when it is not a valid repository path.
+    pub fn with_env_overrides(mut self) -> Result<Spec, Diagnostics> {
+        let Some(namespace) = std::env::var("STACK_NAMESPACE").ok().filter(|v| !v.trim().is_empty()) else {
+            return Ok(self);
+        };
+        for component in namespace.split('/') {
+            if let Err(why) = crate::reference::check_path_component(component) {
+                let diagnostic = crate::diagnostic::Diagnostic::new(
+                    crate::diagnostic::Code::InvalidReference,
+                    None,
+                    format!("STACK_NAMESPACE `{namespace}`: {why}"),
+                )
+                .with_hint("set it to a repository path such as `my-org/notebooks/pr`");
+                return Err(Diagnostics::single(diagnostic));
+            }
+        }
+        if namespace != self.stack.namespace {
+            self.stack.fallback_namespace = Some(std::mem::replace(&mut self.stack.namespace, namespace));
+        }
+        Ok(self)
+    }
+
+    /// Where `repository` (one of this stack's) is in the fallback namespace, if there is one.
+    pub fn fallback_repository(&self, repository: &str) -> Option<String> {
+        let fallback = self.stack.fallback_namespace.as_ref()?;
+        let prefix = |namespace: &str| {
+            [self.stack.registry.as_str(), namespace]
+                .iter()
+                .filter(|p| !p.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        let name = repository.strip_prefix(&format!("{}/", prefix(&self.stack.namespace)))?;
+        Some(format!("{}/{name}", prefix(fallback)))
     }
 
     /// The repository a base is kept in, as a stack artifact: `<registry>/<namespace>/<base>`.

@@ -95,6 +95,9 @@ pub struct RawVariant {
     pub description: Option<String>,
     #[serde(default, deserialize_with = "unique_args")]
     pub build_args: BuildArgs,
+    /// Its images' GPU trials run on a GPU runner (the CI's GPU job lists them).
+    #[serde(default)]
+    pub gpu: bool,
 }
 
 #[derive(Debug, Deserialize)]

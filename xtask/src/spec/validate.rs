@@ -264,6 +264,7 @@ impl Validator<'_> {
             ca_bundle: stack.ca_bundle.as_ref().map(PathBuf::from),
             cache_from: stack.cache_from.clone(),
             cache,
+            fallback_namespace: None,
         }
     }
 
@@ -274,6 +275,7 @@ impl Validator<'_> {
                 suffix: String::new(),
                 description: None,
                 build_args: BuildArgs::new(),
+                gpu: false,
             }];
         }
         let mut out = Vec::new();
@@ -301,6 +303,7 @@ impl Validator<'_> {
                 suffix,
                 description: variant.description.clone(),
                 build_args: variant.build_args.clone(),
+                gpu: variant.gpu,
             });
         }
         out

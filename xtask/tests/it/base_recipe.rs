@@ -25,7 +25,7 @@ async fn the_real_base_is_on_the_engine_or_made_by_debootstrap() {
         spec.base_repository("debian"),
     );
     let registry = xtask::cache::RegistryCache::off();
-    let made = bases::ensure_pinned(&engine, base, &pin, &spec.dir, &registry, false, &reporter)
+    let made = bases::ensure_pinned(&engine, base, &pin, None, &spec.dir, &registry, false, &reporter)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(made.reference, pin.reference(), "children are built on the base's pin");

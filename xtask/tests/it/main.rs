@@ -8,6 +8,7 @@ mod common;
 mod base_recipe;
 mod build;
 mod changes;
+mod ci_playback;
 mod cli;
 mod docs;
 mod exit_codes;
