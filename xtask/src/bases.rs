@@ -137,34 +137,45 @@ async fn ensure(
         Ok(Err(error)) => error.to_string(),
         Err(_) => "no answer within 120 s".to_string(),
     };
-    let Some(recipe) = &base.recipe else {
+    if base.recipe.is_none() {
         return Err(BaseError::Unavailable { name: base.name.clone(), reference, pull_error });
+    }
+    reporter.note(&format!(
+        "base {}: the pull failed ({}); making it by its recipe",
+        base.name,
+        first_line(&pull_error)
+    ));
+    let image = recipe_image(base, pin, spec_dir, reporter).await?;
+    reporter.note(&format!("base {}: loading {} MB as {reference}", base.name, image.root_fs.len() / 1_000_000));
+    let id = engine.load(image.archive(std::slice::from_ref(&reference)), &reference).await?;
+    reporter.note(&format!("base {}: made {reference} ({})", base.name, &id[..id.len().min(19)]));
+    Ok(id)
+}
+
+/// Runs `base`'s recipe (debootstrap, or reading the tarball) and returns the image it makes,
+/// not yet loaded: what `cargo xtask bench base-recipe` runs twice to compare.
+pub async fn recipe_image(
+    base: &Base,
+    pin: &Pin,
+    spec_dir: &Path,
+    reporter: &Reporter,
+) -> Result<RootFsImage, BaseError> {
+    let reference = base.reference.to_string();
+    let unavailable = || BaseError::Unavailable {
+        name: base.name.clone(),
+        reference: reference.clone(),
+        pull_error: "not tried".into(),
     };
+    let recipe = base.recipe.as_ref().ok_or_else(unavailable)?;
     let epoch = source_date_epoch(base.refresh.as_deref());
     let (root_fs, created_by) = match (&recipe.debootstrap, &recipe.import) {
         (Some(debootstrap_recipe), _) => {
-            reporter.note(&format!(
-                "base {}: the pull failed ({}); making it with debootstrap",
-                base.name,
-                first_line(&pull_error)
-            ));
             let tar = debootstrap(&base.name, &reference, debootstrap_recipe, epoch, reporter).await?;
-            (
-                tar,
-                format!(
-                    "debootstrap --variant={} {} {}",
-                    debootstrap_recipe.variant, debootstrap_recipe.suite, debootstrap_recipe.mirror
-                ),
-            )
+            let d = debootstrap_recipe;
+            (tar, format!("debootstrap --variant={} {} {}", d.variant, d.suite, d.mirror))
         }
         (None, Some(file)) => {
             let path = spec_dir.join(file);
-            reporter.note(&format!(
-                "base {}: the pull failed ({}); importing {}",
-                base.name,
-                first_line(&pull_error),
-                path.display()
-            ));
             let failed = |reason: String| BaseError::RecipeFailed {
                 name: base.name.clone(),
                 command: format!("reading {}", path.display()),
@@ -180,14 +191,9 @@ async fn ensure(
             }
             (tar, format!("import {file}"))
         }
-        (None, None) => return Err(BaseError::Unavailable { name: base.name.clone(), reference, pull_error }),
+        (None, None) => return Err(unavailable()),
     };
-    reporter.note(&format!("base {}: loading {} MB as {reference}", base.name, root_fs.len() / 1_000_000));
-    let image =
-        RootFsImage { root_fs, epoch, architecture: host_architecture(), created_by, inputs: pin.digest.clone() };
-    let id = engine.load(image.archive(std::slice::from_ref(&reference)), &reference).await?;
-    reporter.note(&format!("base {}: made {reference} ({})", base.name, &id[..id.len().min(19)]));
-    Ok(id)
+    Ok(RootFsImage { root_fs, epoch, architecture: host_architecture(), created_by, inputs: pin.digest.clone() })
 }
 
 fn first_line(text: &str) -> &str {

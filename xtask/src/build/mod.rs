@@ -64,6 +64,8 @@ pub struct BuildOptions {
     pub registry: bool,
     /// Push each pin to the registry as soon as its image is built (implies `registry`).
     pub push: bool,
+    /// Decide on this engine alone, whatever the spec says (`STACK_CACHE=local` does the same).
+    pub local_only: bool,
     /// Nodes that must be on this engine afterwards even when up to date in the registry
     /// (they are pulled); the others stay where they are.
     pub pull: BTreeSet<String>,
@@ -116,7 +118,7 @@ impl BuildOptions {
     /// Whether pins are looked for in the registry: asked for, pushed, or the spec's default
     /// (which `STACK_CACHE=local` turns off).
     pub fn uses_registry(&self, spec: &Spec) -> bool {
-        let local = std::env::var("STACK_CACHE").is_ok_and(|cache| cache == "local");
+        let local = self.local_only || std::env::var("STACK_CACHE").is_ok_and(|cache| cache == "local");
         self.registry || self.push || (spec.stack.cache == Cache::Registry && !local)
     }
 }

@@ -3,6 +3,7 @@
 //! commands exactly as users do.
 
 mod bench;
+mod bench_registry;
 mod build;
 mod docs;
 mod graph;
