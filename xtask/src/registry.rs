@@ -121,6 +121,7 @@ enum Method<'a> {
     Get,
     Head,
     Put { content_type: &'a str, body: &'a [u8] },
+    Delete,
 }
 
 impl Registry {
@@ -196,6 +197,13 @@ impl Registry {
                 }
                 request.call()
             }
+            Method::Delete => {
+                let mut request = self.agent.delete(url);
+                if let Some(auth) = auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.call()
+            }
             Method::Put { content_type, body } => {
                 let mut request = self.agent.put(url).header("Content-Type", *content_type);
                 if let Some(auth) = auth {
@@ -211,7 +219,7 @@ impl Registry {
             .iter()
             .map(|(name, value)| (name.as_str().to_ascii_lowercase(), value.to_str().unwrap_or_default().to_string()))
             .collect();
-        let body = if matches!(method, Method::Head) {
+        let body = if matches!(method, Method::Head | Method::Delete) {
             Vec::new()
         } else {
             response.body_mut().with_config().limit(64 << 20).read_to_vec().map_err(|e| e.to_string())?
@@ -322,6 +330,19 @@ impl Registry {
             404 => Ok(None),
             401 | 403 => Err(self.unauthorized()),
             _ => Err(self.failed("asking for manifest", &format!("{repository}:{reference}"), &answer)),
+        }
+    }
+
+    /// Deletes manifest `digest` of `repository` (every tag naming it goes with it), for
+    /// registries that allow deletes: benchmarks use it to make an image "not built yet".
+    pub fn delete_manifest(&self, repository: &str, digest: &str) -> Result<(), RegistryError> {
+        let scope = format!("repository:{repository}:delete");
+        let path = format!("/v2/{repository}/manifests/{digest}");
+        let answer = self.request(Method::Delete, &path, &scope)?;
+        match answer.status {
+            200..=299 | 404 => Ok(()),
+            401 | 403 => Err(self.unauthorized()),
+            _ => Err(self.failed("deleting manifest", &format!("{repository}@{digest}"), &answer)),
         }
     }
 

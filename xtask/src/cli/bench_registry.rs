@@ -30,6 +30,10 @@ pub struct FreshBench {
     /// Leave out the full rebuild on the fresh engine (the figure of before; the longest part)
     #[arg(long)]
     pub skip_rebuild: bool,
+    /// Also play the fanned-out CI: one job per image, each building its image on an empty
+    /// engine of its own from its parent's pin (bytes pulled, disk use, critical path)
+    #[arg(long)]
+    pub fan_out: bool,
 }
 
 #[derive(Debug, Args)]
@@ -45,8 +49,17 @@ async fn build_all(
     variants: Variants,
     options: BuildOptions,
 ) -> anyhow::Result<(BuildReport, Duration)> {
+    build_these(spec, engine, PlanRequest { selection: Selection::All, images: vec![], variants }, options).await
+}
+
+/// Builds what `request` plans (and what it needs) on `engine`; returns the report and time.
+async fn build_these(
+    spec: &Spec,
+    engine: Engine,
+    request: PlanRequest,
+    options: BuildOptions,
+) -> anyhow::Result<(BuildReport, Duration)> {
     let graph = ImageGraph::new(spec);
-    let request = PlanRequest { selection: Selection::All, images: vec![], variants };
     let plan = crate::plan::plan(spec, &graph, &request, "images")?;
     let nodes = crate::build::build_set(&graph, &plan);
     let logs = tempfile::tempdir()?;
@@ -64,16 +77,21 @@ fn count(report: &BuildReport, status: Status) -> usize {
     report.rows.iter().filter(|row| matches!(&row.outcome, Outcome::Done(b) if b.status == status)).count()
 }
 
-/// Bytes under `dir` (files only).
+/// Bytes under `dir`, as `du` counts them (hard links once).
 fn disk_use(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|entry| match entry.file_type() {
-            Ok(kind) if kind.is_dir() => disk_use(&entry.path()),
-            Ok(kind) if kind.is_file() => entry.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        })
+    let Ok(sh) = xshell::Shell::new() else { return 0 };
+    let text = xshell::cmd!(sh, "du -sb {dir}").quiet().ignore_stderr().read().unwrap_or_default();
+    text.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+/// Bytes of blobs the registry served since log line `from`.
+fn blob_bytes(registry: &Registry, from: usize) -> u64 {
+    registry
+        .access_log()
+        .lines()
+        .skip(from)
+        .filter(|line| line.contains("\"GET /v2/") && line.contains("/blobs/"))
+        .filter_map(|line| line.split("\" ").nth(1)?.split_whitespace().nth(1)?.parse::<u64>().ok())
         .sum()
 }
 
@@ -130,20 +148,72 @@ impl FreshBench {
         )?;
         if self.skip_rebuild {
             writeln!(out, "(b) the full rebuild of before: skipped (--skip-rebuild)")?;
-            return Ok(());
+        } else {
+            let before = BuildOptions { local_only: true, jobs: crate::paths::parallelism(2), ..Default::default() };
+            let (report, rebuilt) = build_all(&spec, engine, variants.clone(), before).await?;
+            writeln!(
+                out,
+                "(b) the same fresh engine deciding alone, as before this change (no image ID matches across machines): {} built in {:.1} s; engine disk {:.2} GB",
+                count(&report, Status::Built),
+                rebuilt.as_secs_f64(),
+                disk_use(&fresh.data_root) as f64 / 1e9
+            )?;
+            writeln!(out, "    ratio: {:.0}x", rebuilt.as_secs_f64() / wall.as_secs_f64().max(1e-9))?;
         }
-        let before = BuildOptions { local_only: true, jobs: crate::paths::parallelism(2), ..Default::default() };
-        let (report, rebuilt) = build_all(&spec, engine, variants, before).await?;
-        writeln!(
-            out,
-            "(b) the same fresh engine deciding alone, as before this change (no image ID matches across machines): {} built in {:.1} s; engine disk {:.2} GB",
-            count(&report, Status::Built),
-            rebuilt.as_secs_f64(),
-            disk_use(&fresh.data_root) as f64 / 1e9
-        )?;
-        writeln!(out, "    ratio: {:.0}x", rebuilt.as_secs_f64() / wall.as_secs_f64().max(1e-9))?;
+        drop(fresh);
+        if self.fan_out {
+            fan_out(&spec, &registry, variants, out).await?;
+        }
         Ok(())
     }
+}
+
+/// One CI job per image, as the fanned-out workflow runs them: each on an empty engine of its
+/// own, building its image (its pin removed from the registry first, as if its inputs were new)
+/// from the pins it is built on, then pushing it.
+async fn fan_out(spec: &Spec, registry: &Registry, variants: Variants, out: &mut dyn Write) -> anyhow::Result<()> {
+    let graph = ImageGraph::new(spec);
+    let request = PlanRequest { selection: Selection::All, images: vec![], variants };
+    let plan = crate::plan::plan(spec, &graph, &request, "images")?;
+    let nodes = crate::build::build_set(&graph, &plan);
+    let identities = crate::identity::identities(spec, &graph, &nodes)?;
+    let client = crate::registry::Registry::new(&registry.host, None);
+    writeln!(out, "(c) the fanned-out CI, one job per image on an empty engine of its own:")?;
+    writeln!(out, "    {:28} {:>9} {:>12} {:>12}", "job", "time", "pulled", "peak disk")?;
+    let mut finish: BTreeMap<String, Duration> = BTreeMap::new();
+    let mut total = Duration::ZERO;
+    for id in &nodes {
+        let pin = &identities.nodes[&id.name];
+        let (_, path) = crate::registry::split_repository(&pin.repository).context("the pin names the registry")?;
+        if let Some(manifest) = client.manifest(&path, &pin.tag())? {
+            client.delete_manifest(&path, &manifest.digest)?;
+        }
+        let engine = SecondEngine::start_with_network();
+        let mark = registry.access_log().lines().count();
+        let job =
+            PlanRequest { selection: Selection::Requested, images: vec![id.name.clone()], variants: Variants::All };
+        let options = BuildOptions { registry: true, push: true, ..Default::default() };
+        let (_, wall) = build_these(spec, Engine::connect_to(&engine.host).await?, job, options).await?;
+        let before = graph.dependencies(id).into_iter().filter_map(|(dep, _)| finish.get(&dep.name)).max().copied();
+        finish.insert(id.name.clone(), before.unwrap_or_default() + wall);
+        total += wall;
+        writeln!(
+            out,
+            "    {:28} {:>8.1}s {:>9.2} GB {:>9.2} GB",
+            id.name,
+            wall.as_secs_f64(),
+            blob_bytes(registry, mark) as f64 / 1e9,
+            disk_use(&engine.data_root) as f64 / 1e9
+        )?;
+    }
+    let critical = finish.values().max().copied().unwrap_or_default();
+    writeln!(
+        out,
+        "    critical path {:.1} s (the fanned-out run's wall time with a runner per job); runner time in all {:.1} s",
+        critical.as_secs_f64(),
+        total.as_secs_f64()
+    )?;
+    Ok(())
 }
 
 fn variants_name(variants: &Variants) -> &'static str {
