@@ -21,6 +21,7 @@ pub mod paths;
 pub mod plan;
 pub mod progress;
 pub mod reference;
+pub mod refresh;
 pub mod registry;
 pub mod release;
 pub mod render;

@@ -8,6 +8,7 @@ mod build;
 mod docs;
 mod graph;
 mod plan;
+mod refresh;
 mod release;
 mod tag;
 
@@ -45,6 +46,8 @@ pub enum Command {
     Release(release::Release),
     /// Write a Markdown page per image (build info, layers, packages, changes since the last release)
     Docs(docs::Docs),
+    /// Set bases' refresh keys in the spec (remake the bases and rebuild on them, on purpose)
+    Refresh(refresh::Refresh),
 
     /// Measure the tool's own speed (benchmarks that print figures)
     #[command(subcommand)]
@@ -69,6 +72,7 @@ impl Cli {
             Command::Tag(command) => command.run(self, out).await,
             Command::Release(command) => command.run(self, out).await,
             Command::Docs(command) => command.run(self, out).await,
+            Command::Refresh(command) => command.run(self, out),
 
             Command::Bench(command) => Ok(command.run(self, out).await?),
         }

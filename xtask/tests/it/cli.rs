@@ -21,7 +21,7 @@ fn stdout(output: &Output) -> String {
 #[test]
 fn help_lists_every_subcommand() {
     let help = stdout(&xtask(&["--help"]));
-    for command in ["plan", "graph", "build", "tag", "release", "docs", "bench"] {
+    for command in ["plan", "graph", "build", "tag", "release", "docs", "refresh", "bench"] {
         assert!(help.lines().any(|line| line.trim_start().starts_with(command)), "{help}");
     }
 }

