@@ -84,8 +84,15 @@ async fn a_change_rebuilds_that_image_and_its_descendants_only() {
 async fn a_dockerignored_change_rebuilds_nothing() {
     let stack = EngineStack::new();
     stack.stack.write("images/base/.dockerignore", "*.log\n");
+    rebuilds_nothing_after(&stack, &[("images/base/debug.log", "noise\n")]).await;
+}
+
+/// Builds the stack, writes `files`, builds again: every image must be up to date.
+async fn rebuilds_nothing_after(stack: &EngineStack, files: &[(&str, &str)]) {
     stack.build(Variants::Default, BuildOptions::default()).await;
-    stack.stack.write("images/base/debug.log", "noise\n");
+    for (path, text) in files {
+        stack.stack.write(path, text);
+    }
     let report = stack.build(Variants::Default, BuildOptions::default()).await;
     assert!(all(&report, "up to date"), "{:?}", statuses(&report));
 }
@@ -263,12 +270,12 @@ async fn with_registry_an_image_found_there_is_not_built_and_pulled_only_when_wa
 #[tokio::test]
 async fn test_and_ignored_files_are_not_sent_and_rebuild_nothing() {
     let stack = EngineStack::new();
-    stack.build(Variants::Default, BuildOptions::default()).await;
-    stack.stack.write("images/base/tests/more.yml", "commands:\n  more: {run: 'true'}\n");
-    stack.stack.write("images/app/README.md", "# app, documented better\n");
-    stack.stack.write("images/tools/tests/new-folder/deep.yml", "x\n");
-    let report = stack.build(Variants::Default, BuildOptions::default()).await;
-    assert!(all(&report, "up to date"), "{:?}", statuses(&report));
+    let files = [
+        ("images/base/tests/more.yml", "commands:\n  more: {run: 'true'}\n"),
+        ("images/app/README.md", "# app, documented better\n"),
+        ("images/tools/tests/new-folder/deep.yml", "x\n"),
+    ];
+    rebuilds_nothing_after(&stack, &files).await;
 }
 
 #[tokio::test]
