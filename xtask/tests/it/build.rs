@@ -36,6 +36,12 @@ fn all(report: &BuildReport, status: &str) -> bool {
     statuses(report).iter().all(|(_, s)| s == status)
 }
 
+/// The report's statuses are `expected`; else the failure shows them and why images failed.
+#[track_caller]
+fn expect_statuses(report: &BuildReport, expected: &[(&str, &str)]) {
+    assert_eq!(statuses(report), pairs(expected), "{}", build::failures(report));
+}
+
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
 }
@@ -72,12 +78,7 @@ async fn a_change_rebuilds_that_image_and_its_descendants_only() {
     stack.build(Variants::Default, BuildOptions::default()).await;
     stack.stack.write("images/tools/data.txt", "new data\n");
     let report = stack.build(Variants::Default, BuildOptions::default()).await;
-    assert_eq!(
-        statuses(&report),
-        pairs(&[("base", "up to date"), ("tools", "built"), ("app", "built"), ("extra", "built")]),
-        "{}",
-        build::failures(&report)
-    );
+    expect_statuses(&report, &[("base", "up to date"), ("tools", "built"), ("app", "built"), ("extra", "built")]);
 }
 
 #[tokio::test]
@@ -307,12 +308,7 @@ async fn an_image_over_its_size_budget_fails_with_the_figures_and_keeps_no_tag()
     // A larger budget: the same inputs build (from the layer cache) and pass.
     stack.stack.edit_spec("    size_budget: 4 MB\n", "    size_budget: 8 MB\n");
     let report = stack.build(Variants::Default, BuildOptions::default()).await;
-    assert_eq!(
-        statuses(&report),
-        pairs(&[("base", "up to date"), ("tools", "built"), ("app", "built"), ("extra", "built")]),
-        "{}",
-        build::failures(&report)
-    );
+    expect_statuses(&report, &[("base", "up to date"), ("tools", "built"), ("app", "built"), ("extra", "built")]);
     // A budget lowered later fails the image even though it is up to date.
     stack.stack.edit_spec("    size_budget: 8 MB\n", "    size_budget: 1 MB\n");
     let report = stack.build(Variants::Default, BuildOptions::default()).await;
