@@ -2,7 +2,9 @@
 """The image's HEALTHCHECK: healthy when a running Jupyter server answers its `api` endpoint.
 
 Reads the servers' runtime files (`jpserver-*.json`) of every user under /home and of
-JUPYTER_RUNTIME_DIR, so it works whoever the server runs as and whatever NB_PREFIX is.
+JUPYTER_RUNTIME_DIR, so it works whoever the server runs as and whatever NB_PREFIX is. The
+request goes straight to the local server, never through HTTP_PROXY/HTTPS_PROXY (set for the
+user's own traffic, they would keep the container unhealthy forever).
 """
 import glob
 import json
@@ -14,6 +16,8 @@ import urllib.request
 patterns = ["/home/*/.local/share/jupyter/runtime/jpserver-*.json"]
 if os.environ.get("JUPYTER_RUNTIME_DIR"):
     patterns.append(os.path.join(os.environ["JUPYTER_RUNTIME_DIR"], "jpserver-*.json"))
+# No proxy handler: the environment's proxy settings are not read.
+direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 servers = [path for pattern in patterns for path in glob.glob(pattern)]
 if not servers:
     sys.exit("no running Jupyter server found")
@@ -23,8 +27,11 @@ for path in servers:
             server = json.load(runtime)
         scheme = "https" if server.get("secure") else "http"
         url = f"{scheme}://127.0.0.1:{server['port']}{server.get('base_url', '/')}api"
-        context = ssl._create_unverified_context() if scheme == "https" else None  # its own certificate
-        with urllib.request.urlopen(url, timeout=3, context=context) as answer:
+        opener = direct
+        if scheme == "https":  # its own certificate (GEN_CERT): not one a CA signed
+            unverified = urllib.request.HTTPSHandler(context=ssl._create_unverified_context())
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), unverified)
+        with opener.open(url, timeout=3) as answer:
             if answer.status == 200:
                 print(f"{url}: {answer.status}")
                 sys.exit(0)

@@ -1,6 +1,4 @@
 #!/bin/bash
-# Starts the JupyterHub single-user server through start.sh. The spawner provides its settings
-# (JUPYTERHUB_API_TOKEN, JUPYTERHUB_SERVICE_URL, ...); extra options: NOTEBOOK_ARGS or arguments.
-set -e
-# shellcheck disable=SC2086
-exec /usr/local/bin/start.sh jupyterhub-singleuser ${NOTEBOOK_ARGS:-} "$@"
+# Deprecated name, kept as jupyter/docker-stacks keeps it: start-singleuser.py is the command.
+echo "start-singleuser.sh: WARNING: use start-singleuser.py instead" >&2
+exec /usr/local/bin/start-singleuser.py "$@"

@@ -1,0 +1,1 @@
+../../r-notebook/tests/r-packages.R
