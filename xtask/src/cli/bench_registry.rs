@@ -64,6 +64,10 @@ async fn build_these(
     let nodes = crate::build::build_set(&graph, &plan);
     let logs = tempfile::tempdir()?;
     let reporter = Arc::new(Reporter::quiet(logs.path()));
+    // As `cargo xtask build` does: the CA bundle (pip behind a TLS-intercepting proxy), labels.
+    let defaults = BuildOptions::for_spec(spec, None, &reporter);
+    let options =
+        BuildOptions { ca_bundle: defaults.ca_bundle, revision: defaults.revision, source: defaults.source, ..options };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let started = Instant::now();
     let report = crate::build::build(Arc::new(spec.clone()), &graph, &nodes, engine, options, reporter, rx).await?;
