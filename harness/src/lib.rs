@@ -16,5 +16,6 @@ pub mod junit;
 pub mod run;
 pub mod service;
 
-/// The label every harness container carries, so a crashed run's leftovers can be found.
+/// The label every harness container carries, valued `<pid>/<runner>`: a cleanup removes its
+/// own runner's containers, and a later run sweeps those of a process that is gone.
 pub const CONTAINER_LABEL: &str = "xtask.stack.harness";

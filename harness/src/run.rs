@@ -33,6 +33,9 @@ fn bug(error: impl std::fmt::Display) -> Error {
     Error::Bug(error.to_string())
 }
 
+/// Runners made by this process so far: each labels its containers as its own.
+static RUNNERS: AtomicUsize = AtomicUsize::new(0);
+
 /// Keeps the container's PID 1 alive until it is removed.
 const IDLE: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
 
@@ -59,6 +62,10 @@ pub struct Runner {
     /// Held for a whole cleanup, so a second one (Ctrl-C and the normal end racing) waits for
     /// the first to finish removing before the process may exit.
     cleaning: tokio::sync::Mutex<()>,
+    /// Container creations in flight.
+    starting: AtomicUsize,
+    /// The value of [`CONTAINER_LABEL`] on this runner's containers: `<pid>/<runner number>`.
+    owner: String,
 }
 
 fn tail(text: &str) -> String {
@@ -124,11 +131,12 @@ pub fn guarded(check: impl FnOnce() -> Result<()>) -> Result<()> {
 pub async fn sweep_leftovers(engine: &Engine) -> Result<usize> {
     let mut removed = 0;
     for id in engine.containers_labelled(CONTAINER_LABEL).await? {
-        // The label's value is the owning process; a live one is another run in progress.
+        // The label's value is `<pid>/<runner>`: the owning process; a live one is another run
+        // in progress.
         let owner = engine.container_label(&id, CONTAINER_LABEL).await?;
         let alive = owner
             .as_deref()
-            .and_then(|pid| pid.parse::<u32>().ok())
+            .and_then(|value| value.split('/').next()?.parse::<u32>().ok())
             .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
         if !alive {
             engine.remove_container(&id).await?;
@@ -148,6 +156,8 @@ impl Runner {
             use_agents: true,
             containers: Mutex::new(HashMap::new()),
             cleaning: Default::default(),
+            starting: AtomicUsize::new(0),
+            owner: format!("{}/{}", std::process::id(), RUNNERS.fetch_add(1, Ordering::SeqCst)),
         }
     }
 
@@ -163,13 +173,13 @@ impl Runner {
                 image: self.image_of(node),
                 entrypoint: Some(vec!["sh".into(), "-c".into(), IDLE.into()]),
                 cmd: Some(vec![]),
-                labels: HashMap::from([(CONTAINER_LABEL.to_string(), std::process::id().to_string())]),
+                labels: HashMap::from([(CONTAINER_LABEL.to_string(), self.owner.clone())]),
                 gpus: Some(self.gpu),
                 // No server runs here: a healthcheck would only spend CPU failing.
                 no_healthcheck: true,
                 ..Default::default()
             };
-            let id = self.engine.start_container(request).await?;
+            let id = self.start(request).await?;
             Ok(Arc::new(TestContainer { id, agent: OnceCell::new(), root_agent: OnceCell::new() }))
         })
         .await
@@ -285,13 +295,13 @@ impl Runner {
             cmd: check.args.clone(),
             env: check.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
             user: check.user.clone(),
-            labels: HashMap::from([(CONTAINER_LABEL.to_string(), std::process::id().to_string())]),
+            labels: HashMap::from([(CONTAINER_LABEL.to_string(), self.owner.clone())]),
             gpus: Some(self.gpu),
             tmpfs: check.tmpfs.iter().map(|(path, options)| (path.clone(), options.clone())).collect(),
             ..Default::default()
         };
         let wait = WaitFor::new(&check.wait, check.port)?;
-        let id = self.engine.start_container(request).await?;
+        let id = self.start(request).await?;
         let result = async {
             let address = wait.until_ready(&self.engine, &id).await?;
             let problems = service::check(&self.engine, &id, &address, check).await;
@@ -441,13 +451,35 @@ impl Runner {
             .collect()
     }
 
-    /// Removes every container this run started.
+    /// Starts a container, counted while its creation is in flight, so that a cleanup waits
+    /// for it instead of missing a container the engine is still making.
+    async fn start(&self, request: ContainerRequest) -> Result<String> {
+        self.starting.fetch_add(1, Ordering::SeqCst);
+        let started = self.engine.start_container(request).await;
+        self.starting.fetch_sub(1, Ordering::SeqCst);
+        Ok(started?)
+    }
+
+    /// Removes every container this run started: those it knows, then (once no creation is in
+    /// flight, for up to 30 s) every container that carries this process's label, which
+    /// catches one that an interrupt caught between its creation and its registration.
     pub async fn cleanup(&self) {
         let _cleaning = self.cleaning.lock().await;
         let cells: Vec<_> = self.containers.lock().expect("container map").drain().map(|(_, cell)| cell).collect();
         for cell in cells {
             if let Some(Ok(container)) = cell.get() {
                 let _ = self.engine.remove_container(&container.id).await;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.starting.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for id in self.engine.containers_labelled(CONTAINER_LABEL).await.unwrap_or_default() {
+            if self.engine.container_label(&id, CONTAINER_LABEL).await.ok().flatten().as_deref()
+                == Some(self.owner.as_str())
+            {
+                let _ = self.engine.remove_container(&id).await;
             }
         }
     }
