@@ -91,7 +91,105 @@ fn the_fixture_is_valid() {
     "  tools:\n",
     Code::DuplicateName,
     "images/spec.yml:29:3",
-    "`tools` is declared twice in `images`\n  hint: the first is at "
+    "`tools` is declared twice in `images`, at lines 24 and 29\n  hint: the first is at "
+)]
+#[case::duplicate_field_in_an_image(
+    "    parent: base\n",
+    "    parent: base\n    parent: tools\n",
+    Code::DuplicateName,
+    "images/spec.yml:28:5",
+    "`parent` is declared twice in `images.app`, at lines 27 and 28"
+)]
+#[case::duplicate_field_in_the_stack(
+    "  namespace: fixture\n",
+    "  namespace: fixture\n  namespace: other\n",
+    Code::DuplicateName,
+    "images/spec.yml:4:3",
+    "`namespace` is declared twice in `stack`, at lines 3 and 4"
+)]
+#[case::size_budget_without_a_unit(
+    "    doc_commands: [os-release]\n",
+    "    doc_commands: [os-release]\n    size_budget: 300\n",
+    Code::InvalidValue,
+    "images/spec.yml:24:18",
+    "`300` is a number without a unit\n  hint: write the unit, such as `300 MB`"
+)]
+#[case::size_budget_fraction_without_a_unit(
+    "    doc_commands: [os-release]\n",
+    "    doc_commands: [os-release]\n    size_budget: 1.5\n",
+    Code::InvalidValue,
+    "images/spec.yml:24:18",
+    "`1.5` is a number without a unit"
+)]
+#[case::size_budget_per_variant_without_a_unit(
+    "    doc_commands: [os-release]\n",
+    "    doc_commands: [os-release]\n    size_budget: {cpu: 1 GB, gpu: 2048}\n",
+    Code::InvalidValue,
+    "images/spec.yml:24:35",
+    "`2048` is a number without a unit"
+)]
+#[case::size_budget_as_a_list(
+    "    doc_commands: [os-release]\n",
+    "    doc_commands: [os-release]\n    size_budget: [1 GB]\n",
+    Code::InvalidValue,
+    "images/spec.yml:24:18",
+    "expected a size such as `1.5 GB`, or a map from variant to size"
+)]
+#[case::parent_as_a_number(
+    "    parent: base\n",
+    "    parent: 5\n",
+    Code::InvalidValue,
+    "images/spec.yml:27:13",
+    "invalid type: integer `5`, expected a parent's name, or a map from variant to a parent's name"
+)]
+#[case::parent_as_a_list(
+    "    parent: base\n",
+    "    parent: [base]\n",
+    Code::InvalidValue,
+    "images/spec.yml:27:13",
+    "expected a parent's name, or a map from variant to a parent's name"
+)]
+#[case::stack_as_a_string(
+    "stack:\n  registry: registry.example.org\n  namespace: fixture\n  tag_prefix: \"1.0\"\n",
+    "stack: ghcr.io\n",
+    Code::InvalidValue,
+    "images/spec.yml:1:8",
+    "expected a mapping with `registry`, `namespace` and `tag_prefix`"
+)]
+#[case::dir_outside_the_spec_folder(
+    "  tools:\n    parent: debian\n",
+    "  tools:\n    parent: debian\n    dir: ../elsewhere/tools\n",
+    Code::InvalidPath,
+    "images/spec.yml:26:10",
+    "image `tools`: `dir: ../elsewhere/tools` leaves the spec's folder (images)"
+)]
+#[case::dir_absolute(
+    "  tools:\n    parent: debian\n",
+    "  tools:\n    parent: debian\n    dir: /srv/tools\n",
+    Code::InvalidPath,
+    "images/spec.yml:26:10",
+    "image `tools`: `dir: /srv/tools` is an absolute path"
+)]
+#[case::dockerfile_outside_the_image_folder(
+    "  tools:\n    parent: debian\n",
+    "  tools:\n    parent: debian\n    dockerfile: ../base/Dockerfile\n",
+    Code::InvalidPath,
+    "images/spec.yml:26:17",
+    "image `tools`: `dockerfile: ../base/Dockerfile` is not a file inside the image's folder"
+)]
+#[case::two_documents(
+    "  test_only: [\"images/*/tests/**\", \"images/tests/**\"]\n",
+    "  test_only: [\"images/*/tests/**\", \"images/tests/**\"]\n---\nimages: {}\n",
+    Code::Syntax,
+    "images/spec.yml:38:1",
+    "the spec holds more than one YAML document: a second one starts here"
+)]
+#[case::gpu_only_cycle(
+    "    parent: base\n    depends_on: [tools]\n  extra:\n    parent: app\n    variants: [cpu]\n",
+    "    parent: {cpu: base, gpu: extra}\n    depends_on: [tools]\n  extra:\n    parent: app\n",
+    Code::Cycle,
+    "images/spec.yml:27:30",
+    "the images form a cycle in variant `gpu`: app -> extra -> app\n  hint: each arrow reads \"is built on\" (parent or depends_on) in variant `gpu`"
 )]
 #[case::image_named_like_base(
     "    variants: [cpu]\n",
@@ -295,4 +393,173 @@ fn version_tags_are_inherited_along_the_parent_chain() {
     assert_eq!(names("app", "gpu"), ["os", "app"], "the parent's first, each once");
     assert_eq!(names("extra", "cpu"), ["os", "app"]);
     assert!(names("tools", "cpu").is_empty(), "tools is built on the base, not on `base`");
+}
+
+/// The one diagnostic of loading `path`: its code, its location (line and column, 0 for a whole
+/// file), its text.
+fn load_error(path: &std::path::Path) -> (Code, usize, usize, String) {
+    let diagnostics = Spec::load(path).expect_err("the spec should be refused");
+    assert_eq!(diagnostics.0.len(), 1, "{diagnostics}");
+    let d = &diagnostics.0[0];
+    assert!(d.hint.is_some(), "every diagnostic has a hint: {d}");
+    let (line, column) = d.location.as_ref().map_or((0, 0), |l| (l.line, l.column));
+    (d.code, line, column, d.to_string())
+}
+
+/// Each way a spec cannot be read gets its own cause and fix.
+#[rstest]
+#[case::missing("images/nope.yml", Code::Io, "does not exist\n  hint: run from inside the stack's repository")]
+#[case::a_folder_holding_the_spec(
+    "images",
+    Code::Io,
+    "is a folder, not a file\n  hint: pass the file itself: `--spec "
+)]
+#[case::a_folder("images/base", Code::Io, "is a folder, not a file\n  hint: pass the spec file itself")]
+#[case::a_symlink_loop("loop.yml", Code::Io, "is a symbolic link that leads back to itself")]
+#[case::a_file_for_a_folder("images/spec.yml/spec.yml", Code::Io, "a part of the path is a file, not a folder")]
+fn an_unreadable_spec_says_why(#[case] relative: &str, #[case] code: Code, #[case] message: &str) {
+    let stack = Stack::new();
+    std::os::unix::fs::symlink(stack.root().join("loop.yml"), stack.root().join("loop.yml")).unwrap();
+    let (found, _, _, text) = load_error(&stack.root().join(relative));
+    assert_eq!(found, code, "{text}");
+    assert!(text.contains(message), "{text}");
+}
+
+#[test]
+fn permission_denied_has_its_own_fix() {
+    let stack = Stack::new();
+    let file = stack.spec_file();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read(&file).is_ok() {
+        // Root reads any file: the cause cannot be made here (input.rs tests its message).
+        eprintln!("skipped: this user reads files without permission (root)");
+        return;
+    }
+    let (code, _, _, text) = load_error(&file);
+    assert_eq!(code, Code::Io);
+    assert!(text.contains("permission denied") && text.contains("chmod a+r"), "{text}");
+}
+
+/// Bytes that are not UTF-8, in the spec or a Dockerfile, are placed at their line and column.
+#[rstest]
+#[case::in_the_spec("images/spec.yml", "  GREETING: hello", "  GREETING: caf\u{e9}", 6, 16)]
+#[case::in_a_dockerfile("images/tools/Dockerfile", "RUN echo tools", "RUN echo t\u{f6}ols", 3, 11)]
+fn a_byte_that_is_not_utf8_is_placed(
+    #[case] relative: &str,
+    #[case] from: &str,
+    #[case] to: &str,
+    #[case] line: usize,
+    #[case] column: usize,
+) {
+    let stack = Stack::new();
+    let path = stack.root().join(relative);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from));
+    // Written as Latin-1: one byte per character.
+    let latin1: Vec<u8> = text.replacen(from, to, 1).chars().map(|c| c as u32 as u8).collect();
+    std::fs::write(&path, latin1).unwrap();
+    let diagnostics = Spec::load(&stack.spec_file()).expect_err("refused");
+    let d = &diagnostics.0[0];
+    assert_eq!(d.code, Code::Encoding, "{diagnostics}");
+    assert_eq!(d.location.as_ref().map(|l| (l.file.clone(), l.line, l.column)), Some((path, line, column)));
+    assert!(
+        d.to_string().contains(&format!("at line {line}, column {column}")) && d.to_string().contains("iconv"),
+        "{d}"
+    );
+}
+
+/// Inputs of any size fail fast, with a bounded amount of memory, and say which limit.
+#[rstest]
+#[case::endless_device(None, "/dev/zero", "is larger than 2 MiB")]
+#[case::a_huge_spec(Some(huge_spec as fn() -> String), "images/spec.yml", "is larger than 2 MiB")]
+#[case::deep_flow(Some(deep_flow as fn() -> String), "images/spec.yml", "nests more than 32 levels deep")]
+#[case::deep_block(Some(deep_block as fn() -> String), "images/spec.yml", "nests more than 32 levels deep")]
+#[case::alias_bomb(Some(alias_bomb as fn() -> String), "images/spec.yml", "aliases expand it past 8 MiB")]
+#[case::nested_aliases(Some(nested_aliases as fn() -> String), "images/spec.yml", "aliases expand it past 8 MiB")]
+fn oversized_inputs_are_refused_at_once(
+    #[case] text: Option<fn() -> String>,
+    #[case] relative: &str,
+    #[case] message: &str,
+) {
+    let stack = Stack::new();
+    let path = match text {
+        Some(text) => {
+            std::fs::write(stack.spec_file(), text()).unwrap();
+            stack.root().join(relative)
+        }
+        None => std::path::PathBuf::from(relative),
+    };
+    let (code, _, _, text) = load_error(&path);
+    assert_eq!(code, Code::Limit, "{text}");
+    assert!(text.contains(message), "{text}");
+}
+
+fn fixture_text() -> String {
+    std::fs::read_to_string(common::fixture_dir().join("images/spec.yml")).unwrap()
+}
+
+fn huge_spec() -> String {
+    let mut text = fixture_text();
+    text.push_str(&format!("# {}\n", "x".repeat(2 * 1024 * 1024)));
+    text
+}
+
+fn deep_flow() -> String {
+    fixture_text().replace("GREETING: hello", &format!("GREETING: {}", "[".repeat(100_000)))
+}
+
+fn deep_block() -> String {
+    format!("{}x:\n{}a\n", fixture_text(), "- ".repeat(100_000))
+}
+
+/// One 1 MiB string, used a thousand times: a 1 MiB file that serde_yaml would make 1 GB.
+fn alias_bomb() -> String {
+    let mut text = fixture_text().replace("GREETING: hello", &format!("GREETING: &big \"{}\"", "x".repeat(1 << 20)));
+    text.push_str("x:\n");
+    for i in 0..1000 {
+        text.push_str(&format!("  - *big # {i}\n"));
+    }
+    text
+}
+
+/// Each level names the one before twice: 2^40 nodes from 40 lines.
+fn nested_aliases() -> String {
+    let mut text = fixture_text();
+    text.push_str("x:\n  l0: &l0 [a, b]\n");
+    for i in 1..40 {
+        text.push_str(&format!("  l{i}: &l{i} [*l{}, *l{}]\n", i - 1, i - 1));
+    }
+    text
+}
+
+#[test]
+fn a_dockerfile_over_the_limit_is_refused() {
+    let stack = Stack::new();
+    let mut text = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n".to_string();
+    text.push_str(&"# padding\n".repeat(120_000));
+    stack.write("images/tools/Dockerfile", &text);
+    let errors = error_of(&stack);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!((errors[0].0, errors[0].1.as_str()), (Code::Limit, "images/tools/Dockerfile"));
+    assert!(errors[0].2.contains("is larger than 1 MiB"), "{}", errors[0].2);
+}
+
+/// A spec with tens of thousands of mistakes reports the first hundred and counts the rest,
+/// without a "did you mean" search over every name for each.
+#[test]
+fn thousands_of_mistakes_are_counted_not_all_shown() {
+    let stack = Stack::new();
+    let images = 20_000;
+    let mut text = String::from("stack: {registry: r.example.org, namespace: n, tag_prefix: \"1\"}\nimages:\n");
+    for i in 0..images {
+        text.push_str(&format!("  gen-{i:05}: {{parent: missing-{i:05}, dir: tools}}\n"));
+    }
+    std::fs::write(stack.spec_file(), text).unwrap();
+    let diagnostics = Spec::load(&stack.spec_file()).expect_err("refused");
+    assert_eq!(diagnostics.0.len(), 101, "{}", diagnostics.0.len());
+    assert!(diagnostics.0[..100].iter().all(|d| d.code == Code::UnknownImage));
+    let last = diagnostics.0.last().unwrap();
+    assert_eq!(last.code, Code::Limit);
+    assert!(last.message.contains(&format!("{} more errors were found", images - 100)), "{last}");
 }

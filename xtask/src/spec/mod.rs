@@ -5,6 +5,8 @@
 //! The format is documented in `docs/spec.md`. This module and its children only read files;
 //! they never run git or talk to an engine.
 
+pub mod input;
+pub mod limits;
 mod locate;
 mod raw;
 mod validate;
@@ -146,7 +148,13 @@ impl Spec {
 
     /// Validates spec text as if it were read from `file` (whose directory holds the images).
     pub fn parse(file: &Path, text: &str) -> Result<Spec, Diagnostics> {
-        validate::parse(file, text)
+        validate::parse(file, text, validate::Files::Check)
+    }
+
+    /// Validates spec text without looking at the folders and Dockerfiles it names: for an older
+    /// version of the spec, whose files may be gone (`plan --since` compares it with this one).
+    pub fn parse_alone(file: &Path, text: &str) -> Result<Spec, Diagnostics> {
+        validate::parse(file, text, validate::Files::Skip)
     }
 
     /// The name of the spec's folder (`images`): where change rules, which are relative to the
@@ -162,6 +170,8 @@ impl Spec {
         let path = path.to_string_lossy().replace('\\', "/");
         if spec_dir.is_empty() || spec_dir == "." {
             path
+        } else if path.is_empty() {
+            spec_dir.to_string()
         } else {
             format!("{spec_dir}/{path}")
         }
