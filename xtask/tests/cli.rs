@@ -20,6 +20,14 @@ fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
+/// A text plan without its first line, which must name the spec given with `--spec`.
+fn plan_body(output: &Output, spec: &str) -> String {
+    let text = stdout(output);
+    let (header, body) = text.split_once('\n').unwrap();
+    assert_eq!(header, format!("spec: {spec} (--spec)"));
+    body.to_string()
+}
+
 #[test]
 fn help_lists_every_subcommand() {
     let help = stdout(&xtask(&["--help"]));
@@ -30,7 +38,7 @@ fn help_lists_every_subcommand() {
 
 #[test]
 fn plan_text_groups_by_level_with_reasons() {
-    let text = stdout(&xtask(&["--spec", &fixture_spec(), "plan", "--all-variants"]));
+    let text = plan_body(&xtask(&["--spec", &fixture_spec(), "plan", "--all-variants"]), &fixture_spec());
     assert_eq!(
         text,
         "7 images to build in 3 levels, 0 to re-test only (all images; variants cpu, gpu)
@@ -53,7 +61,7 @@ level 2
 
 #[test]
 fn plan_of_named_images_builds_only_those() {
-    let text = stdout(&xtask(&["--spec", &fixture_spec(), "plan", "app", "extra"]));
+    let text = plan_body(&xtask(&["--spec", &fixture_spec(), "plan", "app", "extra"]), &fixture_spec());
     assert!(text.starts_with("2 images to build in 2 levels"), "{text}");
     assert!(text.contains("level 0\n  app    requested\n\nlevel 1\n  extra  requested\n"), "{text}");
 }
@@ -92,7 +100,7 @@ fn plan_since_a_branch_in_a_real_repository() {
     stack.write("images/tools/Dockerfile", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo v2\n");
     stack.commit(&sh, "tools v2");
     let spec = stack.spec_file().display().to_string();
-    let text = stdout(&xtask(&["--spec", &spec, "plan", "--since", "main"]));
+    let text = plan_body(&xtask(&["--spec", &spec, "plan", "--since", "main"]), &spec);
     assert!(
         text.starts_with("3 images to build in 3 levels, 0 to re-test only (changes since main (merge base "),
         "{text}"
@@ -100,6 +108,34 @@ fn plan_since_a_branch_in_a_real_repository() {
     assert!(text.contains("level 0\n  tools  changed: images/tools/Dockerfile\n"), "{text}");
     assert!(text.contains("level 1\n  app    dependency rebuilt: tools\n"), "{text}");
     assert!(text.contains("level 2\n  extra  parent rebuilt: app\n"), "{text}");
+}
+
+/// Without `--spec`, the spec is found from the current directory up to the repository's root,
+/// and the plan says which it read; outside any stack, the compiled-in default, said so.
+#[rstest::rstest]
+#[case::at_the_root("", "images/spec.yml (found from the current directory)")]
+#[case::in_an_image_folder("images/tools", "{root}/images/spec.yml (found from the current directory)")]
+fn the_spec_is_found_from_the_current_directory(#[case] cwd: &str, #[case] header: &str) {
+    let stack = Stack::new();
+    stack.git_init();
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["plan", "--all-variants"])
+        .current_dir(stack.root().join(cwd))
+        .output()
+        .unwrap();
+    let text = stdout(&output);
+    let root = stack.root().display().to_string();
+    assert!(text.starts_with(&format!("spec: {}\n7 images to build", header.replace("{root}", &root))), "{text}");
+}
+
+#[test]
+fn outside_any_stack_the_default_spec_is_used_and_named() {
+    let empty = Stack::empty();
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["plan"]).current_dir(empty.root()).output().unwrap();
+    let text = stdout(&output);
+    let default = xtask::cli::project_root().join("images/spec.yml");
+    let header = format!("spec: {} (the default of this xtask build: no images/spec.yml from the current directory up to its repository's root)\n", default.display());
+    assert!(text.starts_with(&header), "{text}");
 }
 
 #[test]

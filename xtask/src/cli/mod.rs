@@ -25,7 +25,8 @@ use crate::spec::Spec;
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// The stack's spec file [default: images/spec.yml in this repository]
+    /// The stack's spec file [default: images/spec.yml in the current directory or the nearest
+    /// folder above it, up to the repository's root]
     #[arg(long, global = true, value_name = "PATH")]
     pub spec: Option<PathBuf>,
     #[command(subcommand)]
@@ -168,7 +169,14 @@ pub fn project_root() -> PathBuf {
 
 impl Cli {
     pub fn spec_path(&self) -> PathBuf {
-        self.spec.clone().unwrap_or_else(|| project_root().join("images").join("spec.yml"))
+        self.spec_source().path
+    }
+
+    /// The spec this command reads: `--spec`, else found from the current directory, else the
+    /// compiled-in default (see [`crate::spec::find`]).
+    pub fn spec_source(&self) -> crate::spec::find::Located {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        crate::spec::find::locate(self.spec.as_deref(), &cwd, &project_root().join("images").join("spec.yml"))
     }
 
     pub fn load_spec(&self) -> Result<Spec, Diagnostics> {

@@ -6,10 +6,13 @@ use std::path::Path;
 use clap::{Args, ValueEnum};
 
 use super::Cli;
-use crate::git::Repo;
+use crate::git::{ChangeSet, Repo};
 use crate::graph::ImageGraph;
 use crate::plan::{self, PlanRequest, Selection, Variants};
 use crate::render;
+use crate::spec::diff::{self, SpecDiff};
+use crate::spec::input::SPEC_MAX_BYTES;
+use crate::spec::Spec;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum PlanFormat {
@@ -52,7 +55,7 @@ pub struct Plan {
 
 impl Selector {
     /// Builds the plan this selector describes, running git for `--since`.
-    pub fn plan(&self, cli: &Cli) -> anyhow::Result<(crate::spec::Spec, plan::BuildPlan, String)> {
+    pub fn plan(&self, cli: &Cli) -> anyhow::Result<(Spec, plan::BuildPlan, String)> {
         let spec = cli.load_spec()?;
         let graph = ImageGraph::new(&spec);
         let spec_dir = absolute(&spec.dir);
@@ -62,7 +65,8 @@ impl Selector {
                 let changes = repo.changes_since(reference)?;
                 let root = absolute(repo.root());
                 let relative = spec_dir.strip_prefix(&root).unwrap_or(&spec_dir).to_string_lossy().replace('\\', "/");
-                (Selection::Since(changes), relative)
+                let diff = spec_diff(&repo, &changes, &spec, &relative)?;
+                (Selection::Since(changes, diff), relative)
             }
             None if self.all || self.images.is_empty() => (Selection::All, spec.folder_name()),
             None => (Selection::Requested, spec.folder_name()),
@@ -78,6 +82,18 @@ impl Selector {
     }
 }
 
+/// When the branch changed the spec: what that changes image by image, comparing the spec at
+/// the merge base with this one ([`diff::against`]).
+fn spec_diff(repo: &Repo, changes: &ChangeSet, spec: &Spec, spec_dir: &str) -> anyhow::Result<Option<SpecDiff>> {
+    let name = spec.file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let file = Spec::repo_path(spec_dir, Path::new(&name));
+    if !changes.files.contains(&file) {
+        return Ok(None);
+    }
+    let before = repo.file_at(&changes.merge_base, &file, SPEC_MAX_BYTES)?;
+    Ok(diff::against(spec, file, before.as_deref()))
+}
+
 fn absolute(path: &Path) -> std::path::PathBuf {
     let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
     path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
@@ -87,7 +103,7 @@ impl Plan {
     pub fn run(&self, cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         let (spec, plan, spec_dir) = self.selector.plan(cli)?;
         let text = match self.format {
-            PlanFormat::Text => render::plan::text(&plan),
+            PlanFormat::Text => format!("spec: {}\n{}", cli.spec_source(), render::plan::text(&plan)),
             PlanFormat::Json => render::plan::json(&spec, &plan, &spec_dir),
             PlanFormat::GithubMatrix => render::plan::github_matrix(&plan),
         };

@@ -129,19 +129,30 @@ struct JsonReason<'a> {
     path: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     image: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a [String]>,
     text: String,
 }
 
 fn json_reason(reason: &Reason) -> JsonReason<'_> {
+    if let Reason::SpecChanged { fields } = reason {
+        return JsonReason {
+            kind: reason.kind(),
+            path: None,
+            image: None,
+            fields: Some(fields),
+            text: reason.to_string(),
+        };
+    }
     let (path, image) = match reason {
         Reason::Changed { path } | Reason::RebuildAll { path } | Reason::TestsChanged { path } => {
             (Some(path.as_str()), None)
         }
         Reason::ParentRebuilt { parent } | Reason::ParentTestsChanged { parent } => (None, Some(parent.as_str())),
         Reason::DependencyRebuilt { dependency } => (None, Some(dependency.as_str())),
-        Reason::All | Reason::Requested => (None, None),
+        Reason::All | Reason::Requested | Reason::SpecChanged { .. } => (None, None),
     };
-    JsonReason { kind: reason.kind(), path, image, text: reason.to_string() }
+    JsonReason { kind: reason.kind(), path, image, fields: None, text: reason.to_string() }
 }
 
 /// The plan as JSON; paths are relative to the repository root (`spec_dir` is the spec's folder).

@@ -5,6 +5,8 @@
 //! The format is documented in `docs/spec.md`. This module and its children only read files;
 //! they never run git or talk to an engine.
 
+pub mod diff;
+pub mod find;
 pub mod input;
 pub mod limits;
 mod locate;
