@@ -31,7 +31,7 @@ fn plan_body(output: &Output, spec: &str) -> String {
 #[test]
 fn help_lists_every_subcommand() {
     let help = stdout(&xtask(&["--help"]));
-    for command in ["plan", "graph", "build", "tag", "release", "docs", "bench"] {
+    for command in ["plan", "graph", "new", "build", "tag", "release", "docs", "bench"] {
         assert!(help.lines().any(|line| line.trim_start().starts_with(command)), "{help}");
     }
 }
@@ -244,4 +244,75 @@ fn a_base_that_needs_debootstrap_without_it_says_how_to_fix_it() {
         "base `debian`: making it with debootstrap needs root"
     };
     assert!(stderr.contains(expected), "{stderr}");
+}
+
+fn xtask_in(stack: &Stack, args: &[&str]) -> Output {
+    let spec = stack.spec_file().display().to_string();
+    Command::new(env!("CARGO_BIN_EXE_xtask")).args(["--spec", &spec]).args(args).output().unwrap()
+}
+
+/// `new` adds the spec entry and the files; the stack then validates and plans the image.
+#[rstest::rstest]
+#[case::plain_parent(false, "# A step that downloads over HTTPS trusts the build's CA bundle")]
+#[case::parent_with_the_pip_step(
+    true,
+    "    pip-install-pinned --requirement /tmp/requirements.txt --constraint /tmp/constraints.txt\n"
+)]
+fn new_adds_an_image_that_validates_and_plans(#[case] pip: bool, #[case] dockerfile_has: &str) {
+    let stack = Stack::new();
+    if pip {
+        stack.write("images/base/bin/pip-install-pinned", "#!/bin/sh\n");
+    }
+    let text = stdout(&xtask_in(&stack, &["new", "late", "--parent", "app"]));
+    assert!(text.starts_with("added `late` to "), "{text}");
+    assert!(text.contains("\nnext:\n  1. "), "{text}");
+    let dockerfile = std::fs::read_to_string(stack.root().join("images/late/Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n") && dockerfile.contains(dockerfile_has),
+        "{dockerfile}"
+    );
+    assert!(
+        dockerfile.contains("--mount=type=bind,source=.stack/ca-bundle.crt,target=/run/stack/ca-bundle.crt"),
+        "{dockerfile}"
+    );
+    for file in ["README.md", "tests/late.yml"] {
+        assert!(stack.root().join("images/late").join(file).is_file(), "{file}");
+    }
+    assert_eq!(stack.root().join("images/late/requirements.txt").is_file(), pip);
+    let spec = xtask::spec::Spec::load(&stack.spec_file()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.images["late"].parents.values().next().map(|p| p.name()), Some("app"));
+    assert_eq!(spec.images["late"].variants, ["cpu", "gpu"], "the parent's variants");
+    let plan = plan_body(&xtask_in(&stack, &["plan", "late"]), &stack.spec_file().display().to_string());
+    assert!(plan.contains("level 0\n  late  requested\n"), "{plan}");
+}
+
+#[test]
+fn new_with_dry_run_writes_nothing() {
+    let stack = Stack::new();
+    let before = stack.spec_text();
+    let text = stdout(&xtask_in(&stack, &["new", "late", "--parent", "extra", "--dry-run"]));
+    assert!(text.contains("would add to ") && text.contains("  late:\n    description: TODO"), "{text}");
+    assert!(text.contains("    parent: extra\n    variants: [cpu]\n"), "{text}");
+    assert!(text.contains("would create ") && text.contains("late/Dockerfile:\n  | # late: TODO"), "{text}");
+    assert_eq!(stack.spec_text(), before);
+    assert!(!stack.root().join("images/late").exists());
+}
+
+/// Mistakes in the request are refused before anything is written, with exit code 3.
+#[rstest::rstest]
+#[case::taken_name(&["new", "tools", "--parent", "base"], "the stack already has an image or base named `tools`")]
+#[case::existing_folder(&["new", "tests", "--parent", "base"], "images/tests already exists")]
+#[case::invalid_name(&["new", "Late", "--parent", "base"], "image name `Late`")]
+#[case::unknown_parent(&["new", "late", "--parent", "bsae"], "unknown parent `bsae`\n  hint: did you mean `base`?")]
+#[case::unknown_variant(&["new", "late", "--parent", "base", "--variants", "cpx"], "unknown variant `cpx`")]
+#[case::variant_the_parent_lacks(&["new", "late", "--parent", "extra", "--variants", "cpu,gpu"], "`extra` is not built in variant `gpu`")]
+fn new_refuses_a_bad_request(#[case] args: &[&str], #[case] message: &str) {
+    let stack = Stack::new();
+    let before = stack.spec_text();
+    let output = xtask_in(&stack, args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(message), "{stderr}");
+    assert_eq!(stack.spec_text(), before);
+    assert!(!stack.root().join("images/late").exists());
 }

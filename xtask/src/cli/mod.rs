@@ -6,6 +6,7 @@ mod bench;
 mod build;
 mod docs;
 mod graph;
+mod new;
 mod plan;
 mod release;
 mod tag;
@@ -41,6 +42,8 @@ pub enum Command {
     Build(build::Build),
     /// Draw the whole stack, variants included, as Graphviz dot or Mermaid
     Graph(graph::Graph),
+    /// Add an image: its spec entry, Dockerfile, README and first tests, then what to edit
+    New(new::New),
     /// Tag built images: branch, commit and date tags, and version tags computed inside each image
     Tag(tag::Tag),
     /// Push tagged images that passed their tests, or promote a tested tag (`--promote`)
@@ -188,6 +191,7 @@ impl Cli {
             Command::Plan(command) => command.run(self, out),
             Command::Build(command) => command.run(self, out).await,
             Command::Graph(command) => command.run(self, out),
+            Command::New(command) => command.run(self, out),
             Command::Tag(command) => command.run(self, out).await,
             Command::Release(command) => command.run(self, out).await,
             Command::Docs(command) => command.run(self, out).await,
