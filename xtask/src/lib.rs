@@ -13,6 +13,7 @@ pub mod engine;
 pub mod fixture;
 pub mod git;
 pub mod graph;
+pub mod hints;
 pub mod plan;
 pub mod reference;
 pub mod registry;
