@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use common::fixture_dir;
 use rstest::rstest;
+use xtask::cli::bench::{generate_chain, Chain};
 use xtask::graph::{EdgeKind, ImageGraph, NodeId};
 use xtask::spec::Spec;
 
@@ -60,30 +61,12 @@ fn levels_of_a_subset_ignore_what_is_not_selected() {
     assert_eq!(levels, [vec!["app".to_string()], vec!["extra".to_string()]]);
 }
 
-/// A chain of `images` images in one shared folder, each built on the next (`c-00000` on
-/// `c-00001`, ...), listed children first or parents first; with `cycle`, the last is built on
-/// the first instead of on the base.
-fn chain(images: usize, children_first: bool, cycle: bool) -> (tempfile::TempDir, Result<Spec, String>) {
+/// A chain of `images` images in one shared folder (see `bench plan`), validated.
+fn chain(images: usize, children_first: bool, closed: bool) -> (tempfile::TempDir, Result<Spec, String>) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("images/shared")).unwrap();
-    std::fs::write(dir.path().join("images/shared/Dockerfile"), "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n").unwrap();
-    let mut text = String::from(
-        "stack: {registry: r.example.org, namespace: n, tag_prefix: \"1\"}\nbases:\n  debian: {image: localhost/debian:12}\nimages:\n",
-    );
-    let mut order: Vec<usize> = (0..images).collect();
-    if !children_first {
-        order.reverse();
-    }
-    for i in order {
-        let parent = match (i + 1 == images, cycle) {
-            (false, _) => format!("c-{:05}", i + 1),
-            (true, false) => "debian".to_string(),
-            (true, true) => "c-00000".to_string(),
-        };
-        text.push_str(&format!("  c-{i:05}: {{parent: {parent}, dir: shared}}\n"));
-    }
-    let file = dir.path().join("images/spec.yml");
-    let spec = Spec::parse(&file, &text).map_err(|error| error.to_string());
+    let chain = Chain { images, children_first, closed, shared_folder: true };
+    generate_chain(dir.path(), chain).unwrap();
+    let spec = Spec::load(&dir.path().join("images/spec.yml")).map_err(|error| error.to_string());
     (dir, spec)
 }
 

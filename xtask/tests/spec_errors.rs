@@ -563,3 +563,54 @@ fn thousands_of_mistakes_are_counted_not_all_shown() {
     assert_eq!(last.code, Code::Limit);
     assert!(last.message.contains(&format!("{} more errors were found", images - 100)), "{last}");
 }
+
+/// Every key of the fixture (with a per-variant parent and budget added), given a value of each
+/// other shape: whatever the error, it never names a Rust type.
+#[test]
+fn no_rust_type_name_reaches_a_user() {
+    let fixture = common::fixture_dir().join("images/spec.yml");
+    let text = fixture_text().replacen(
+        "    parent: base\n",
+        "    parent: {cpu: base, gpu: base}\n    size_budget: {cpu: 1 GB, gpu: 2 GB}\n",
+        1,
+    );
+    let document: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let mut paths = Vec::new();
+    key_paths(&document, &mut Vec::new(), &mut paths);
+    let shapes: Vec<serde_yaml::Value> = ["5", "-1.5", "text", "[a, b]", "{a: 1}", "~", "true", "[[a]]", "{a: {b: c}}"]
+        .iter()
+        .map(|shape| serde_yaml::from_str(shape).unwrap())
+        .collect();
+    let mut refused = 0;
+    for path in &paths {
+        for shape in &shapes {
+            let mut edited = document.clone();
+            *value_at(&mut edited, path) = shape.clone();
+            let Err(diagnostics) = Spec::parse(&fixture, &serde_yaml::to_string(&edited).unwrap()) else {
+                continue;
+            };
+            refused += 1;
+            let shown = diagnostics.to_string();
+            for word in ["Raw", "struct ", "enum ", "untagged", "IndexMap", "BTreeMap", "Vec<", "Option<", "String"] {
+                assert!(!shown.contains(word), "{} = {shape:?} shows `{word}`:\n{shown}", path.join("."));
+            }
+        }
+    }
+    assert!(paths.len() > 40 && refused > 200, "{} paths, {refused} refused", paths.len());
+}
+
+/// The path of every value under a mapping key, depth first.
+fn key_paths(value: &serde_yaml::Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    if let serde_yaml::Value::Mapping(map) = value {
+        for (key, child) in map {
+            path.push(key.as_str().unwrap().to_string());
+            out.push(path.clone());
+            key_paths(child, path, out);
+            path.pop();
+        }
+    }
+}
+
+fn value_at<'a>(value: &'a mut serde_yaml::Value, path: &[String]) -> &'a mut serde_yaml::Value {
+    path.iter().fold(value, |value, key| value.get_mut(key.as_str()).unwrap())
+}

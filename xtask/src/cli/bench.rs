@@ -116,32 +116,57 @@ pub fn generate_stack(dir: &Path, images: usize, files: usize) -> anyhow::Result
     Ok(changed)
 }
 
-/// Writes a chain of `images` images, each built on the next one (`c-00000` on `c-00001`, ...,
-/// the last on a base), so that names sort children first and a depth-first search from the
-/// smallest name walks the whole chain. One folder and Dockerfile each; listed parents first or
-/// children first. Returns the root image's Dockerfile as git would report it changed: the
-/// change rebuilds the whole chain, one image per level.
-pub fn generate_chain(dir: &Path, images: usize, children_first: bool) -> anyhow::Result<BTreeSet<String>> {
-    let images_dir = dir.join("images");
-    fs::create_dir_all(&images_dir)?;
+/// How a generated chain is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chain {
+    pub images: usize,
+    /// Listed children first (else parents first).
+    pub children_first: bool,
+    /// The last image built on the first instead of on the base: a cycle through all.
+    pub closed: bool,
+    /// One folder for every image (`shared`), instead of one each.
+    pub shared_folder: bool,
+}
+
+/// The spec of a chain: `c-00000` built on `c-00001`, and so on, the last on a base, so that
+/// names sort children first and a depth-first search from the smallest name walks the whole
+/// chain.
+pub fn chain_spec(chain: Chain) -> String {
     let mut spec = String::from(
         "stack: {registry: registry.example.org, namespace: bench, tag_prefix: \"2026.11\"}\nbases:\n  debian: {image: localhost/debian:bookworm}\nimages:\n",
     );
+    let images = chain.images;
     let mut entries: Vec<usize> = (0..images).collect();
-    if !children_first {
+    if !chain.children_first {
         entries.reverse();
     }
+    let folder = if chain.shared_folder { ", dir: shared" } else { "" };
     for i in entries {
-        let parent = if i + 1 == images { "debian".to_string() } else { format!("c-{:05}", i + 1) };
-        writeln!(spec, "  c-{i:05}: {{parent: {parent}}}")?;
+        let parent = match (i + 1 == images, chain.closed) {
+            (false, _) => format!("c-{:05}", i + 1),
+            (true, false) => "debian".to_string(),
+            (true, true) => "c-00000".to_string(),
+        };
+        writeln!(spec, "  c-{i:05}: {{parent: {parent}{folder}}}").expect("writing to a string");
     }
-    for i in 0..images {
-        let image_dir = images_dir.join(format!("c-{i:05}"));
-        fs::create_dir_all(&image_dir)?;
-        fs::write(image_dir.join("Dockerfile"), "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")?;
+    spec
+}
+
+/// Writes a chain's spec and its Dockerfiles under `dir/images`; returns the root image's
+/// Dockerfile as git would report it changed: the change rebuilds the whole chain, one image
+/// per level.
+pub fn generate_chain(dir: &Path, chain: Chain) -> anyhow::Result<BTreeSet<String>> {
+    let images_dir = dir.join("images");
+    let folders: Vec<String> = match chain.shared_folder {
+        true => vec!["shared".to_string()],
+        false => (0..chain.images).map(|i| format!("c-{i:05}")).collect(),
+    };
+    for folder in folders {
+        fs::create_dir_all(images_dir.join(&folder))?;
+        fs::write(images_dir.join(folder).join("Dockerfile"), "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")?;
     }
-    fs::write(images_dir.join("spec.yml"), spec)?;
-    Ok(BTreeSet::from([format!("images/c-{:05}/Dockerfile", images.saturating_sub(1))]))
+    fs::write(images_dir.join("spec.yml"), chain_spec(chain))?;
+    Ok(BTreeSet::from([format!("images/c-{:05}/Dockerfile", chain.images.saturating_sub(1))]))
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -245,7 +270,8 @@ impl PlanBench {
         let dir = tempfile::tempdir()?;
         let order = if children_first { "children first" } else { "parents first" };
         let start = Instant::now();
-        let files = generate_chain(dir.path(), self.chain, children_first)?;
+        let chain = Chain { images: self.chain, children_first, closed: false, shared_folder: false };
+        let files = generate_chain(dir.path(), chain)?;
         writeln!(out, "\nchain of {} images listed {order} (generated in {}) ...", self.chain, ms(start.elapsed()))?;
         let spec_file = dir.path().join("images").join("spec.yml");
         let timings = measure(&spec_file, &since(files), self.chain_iterations)?;

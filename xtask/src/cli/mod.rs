@@ -2,7 +2,7 @@
 //! command writes its result to the `out` it is given (standard output in `main`), so tests run
 //! commands exactly as users do.
 
-mod bench;
+pub mod bench;
 mod build;
 mod docs;
 mod graph;

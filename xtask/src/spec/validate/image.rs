@@ -221,17 +221,10 @@ impl Validator<'_> {
         };
         for (variant, parent) in map {
             let path = ["images", name, "parent", variant.as_str()];
-            if !variants.contains(variant) {
-                let location = self.key(&path);
-                self.unknown_variant(variant, location, variants);
-            } else if !image_variants.contains(variant) {
-                self.error(
-                    Code::VariantOptOut,
-                    self.key(&path),
-                    format!("image `{name}` declares a parent for variant `{variant}` but is not built in it"),
-                    format!("remove the entry, or add `{variant}` to the image's `variants`"),
-                );
-            } else if let Some(resolved) = self.resolve(raw, parent, &path, "parent") {
+            if !self.variant_entry(&path, "declares a parent", image_variants, variants) {
+                continue;
+            }
+            if let Some(resolved) = self.resolve(raw, parent, &path, "parent") {
                 parents.insert(variant.clone(), resolved);
             }
         }
@@ -313,23 +306,38 @@ impl Validator<'_> {
             Some(RawBudget::PerVariant(map)) => {
                 for (variant, size) in map {
                     let path = ["images", name, "size_budget", variant.as_str()];
-                    if !variants.contains(variant) {
-                        let location = self.key(&path);
-                        self.unknown_variant(variant, location, variants);
-                    } else if !image_variants.contains(variant) {
-                        self.error(
-                            Code::VariantOptOut,
-                            self.key(&path),
-                            format!("image `{name}` has a size budget for variant `{variant}` but is not built in it"),
-                            format!("remove the entry, or add `{variant}` to the image's `variants`"),
-                        );
-                    } else if let Some(size) = self.size(size, &path) {
+                    if !self.variant_entry(&path, "has a size budget", image_variants, variants) {
+                        continue;
+                    }
+                    if let Some(size) = self.size(size, &path) {
                         budgets.insert(variant.clone(), size);
                     }
                 }
             }
         }
         budgets
+    }
+
+    /// Whether the entry at `path` (`images.<name>.<key>.<variant>`) of a per-variant map names a
+    /// variant the image is built in; an error that says which otherwise. `what` says what the
+    /// entry does: `declares a parent`.
+    fn variant_entry(&mut self, path: &[&str; 4], what: &str, image_variants: &[String], variants: &[String]) -> bool {
+        let [_, name, _, variant] = *path;
+        if !variants.iter().any(|v| v == variant) {
+            let location = self.key(path);
+            self.unknown_variant(variant, location, variants);
+            return false;
+        }
+        if !image_variants.iter().any(|v| v == variant) {
+            self.error(
+                Code::VariantOptOut,
+                self.key(path),
+                format!("image `{name}` {what} for variant `{variant}` but is not built in it"),
+                format!("remove the entry, or add `{variant}` to the image's `variants`"),
+            );
+            return false;
+        }
+        true
     }
 
     /// A size in bytes, or an error at the value that says what a size looks like.
