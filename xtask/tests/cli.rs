@@ -71,6 +71,7 @@ fn plan_json_follows_the_schema() {
     let text = stdout(&xtask(&["--spec", &fixture_spec(), "plan", "--format", "json", "--variant", "gpu"]));
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(json["schema"], "stack-plan/v1");
+    assert_eq!(json["spec"], "images/spec.yml");
     assert_eq!(json["selection"]["mode"], "all");
     assert_eq!(json["variants"], serde_json::json!(["gpu"]));
     assert_eq!(json["levels"], serde_json::json!([["base@gpu", "tools@gpu"], ["app@gpu"]]));

@@ -614,3 +614,15 @@ fn key_paths(value: &serde_yaml::Value, path: &mut Vec<String>, out: &mut Vec<Ve
 fn value_at<'a>(value: &'a mut serde_yaml::Value, path: &[String]) -> &'a mut serde_yaml::Value {
     path.iter().fold(value, |value, key| value.get_mut(key.as_str()).unwrap())
 }
+
+/// docs/spec.md lists every error code with an example message of that code.
+#[test]
+fn every_error_code_is_documented_with_an_example() {
+    let docs = std::fs::read_to_string(xtask::cli::project_root().join("docs/spec.md")).unwrap();
+    for code in Code::ALL {
+        let name = code.as_str();
+        let row = docs.lines().find(|line| line.starts_with(&format!("| `{name}` |")));
+        let row = row.unwrap_or_else(|| panic!("docs/spec.md has no row for `{name}` in its table of errors"));
+        assert!(row.contains(&format!("error[{name}]: ")), "the row of `{name}` has no example message: {row}");
+    }
+}

@@ -85,8 +85,7 @@ impl Selector {
 /// When the branch changed the spec: what that changes image by image, comparing the spec at
 /// the merge base with this one ([`diff::against`]).
 fn spec_diff(repo: &Repo, changes: &ChangeSet, spec: &Spec, spec_dir: &str) -> anyhow::Result<Option<SpecDiff>> {
-    let name = spec.file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    let file = Spec::repo_path(spec_dir, Path::new(&name));
+    let file = spec.repo_file(spec_dir);
     if !changes.files.contains(&file) {
         return Ok(None);
     }

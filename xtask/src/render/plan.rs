@@ -85,6 +85,8 @@ fn push_files(out: &mut String, title: &str, files: &[String]) {
 #[derive(Serialize)]
 struct JsonPlan<'a> {
     schema: &'static str,
+    /// The spec planned, relative to the repository root.
+    spec: String,
     selection: JsonSelection<'a>,
     variants: &'a [String],
     levels: &'a [Vec<String>],
@@ -193,6 +195,7 @@ pub fn json(spec: &Spec, plan: &BuildPlan, spec_dir: &str) -> String {
         .collect();
     let document = JsonPlan {
         schema: PLAN_SCHEMA,
+        spec: spec.repo_file(spec_dir),
         selection: JsonSelection { mode, since, merge_base, changed_files },
         variants: &plan.variants,
         levels: &plan.levels,

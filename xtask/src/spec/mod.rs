@@ -179,6 +179,13 @@ impl Spec {
         }
     }
 
+    /// The spec file as seen from the repository root (`images/spec.yml`), given the spec
+    /// folder's own path there.
+    pub fn repo_file(&self, spec_dir: &str) -> String {
+        let name = self.file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        Spec::repo_path(spec_dir, Path::new(&name))
+    }
+
     pub fn default_variant(&self) -> &str {
         &self.variants[0].name
     }
