@@ -226,7 +226,11 @@ pub struct Expected<'a> {
 
 /// Checks a Dockerfile against what the spec declares; returns every disagreement.
 pub fn check(path: &Path, text: &str, expected: &Expected<'_>) -> Vec<Diagnostic> {
-    let dockerfile = parse(text);
+    verify(path, &parse(text), expected)
+}
+
+/// [`check`] for a Dockerfile already parsed (images may share one). Linear in its size.
+pub fn verify(path: &Path, dockerfile: &Dockerfile, expected: &Expected<'_>) -> Vec<Diagnostic> {
     let checker = Checker { path, expected };
     if dockerfile.stages.is_empty() {
         return vec![Diagnostic::new(
@@ -249,7 +253,7 @@ pub fn check(path: &Path, text: &str, expected: &Expected<'_>) -> Vec<Diagnostic
     for source in &dockerfile.copies {
         out.extend(checker.source(source, &stages, &globals));
     }
-    let root = final_root(&dockerfile, &stages);
+    let root = final_root(dockerfile, &stages);
     if variable(&root.text) != Some(expected.parent_arg) && out.iter().all(|d| d.location != checker.at(root)) {
         out.push(checker.final_stage(root));
     }

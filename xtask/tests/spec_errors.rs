@@ -626,3 +626,40 @@ fn every_error_code_is_documented_with_an_example() {
         assert!(row.contains(&format!("error[{name}]: ")), "the row of `{name}` has no example message: {row}");
     }
 }
+
+/// Thousands of images built from one large Dockerfile: it is read, parsed and checked once,
+/// and when it is wrong, its errors are given once, each other image saying it shares them.
+#[rstest]
+#[case::valid(false)]
+#[case::wrong(true)]
+fn images_sharing_a_large_dockerfile_cost_one_check(#[case] wrong: bool) {
+    let stack = Stack::new();
+    let images = 5_000;
+    let mut text = String::from("stack: {registry: r.example.org, namespace: n, tag_prefix: \"1\"}\nbases:\n  debian: {image: localhost/debian:12}\nimages:\n");
+    for i in 0..images {
+        text.push_str(&format!("  gen-{i:05}: {{parent: debian, dir: tools}}\n"));
+    }
+    std::fs::write(stack.spec_file(), text).unwrap();
+    let mut dockerfile = "ARG BASE_IMAGE\n".to_string();
+    for i in 0..25_000 {
+        dockerfile.push_str(&format!("FROM ${{BASE_IMAGE}} AS s{i}\n"));
+    }
+    dockerfile.push_str(if wrong { "FROM debian:12\n" } else { "FROM s0\n" });
+    stack.write("images/tools/Dockerfile", &dockerfile);
+    let result = Spec::load(&stack.spec_file());
+    if !wrong {
+        assert_eq!(result.map(|spec| spec.images.len()).map_err(|e| e.to_string()), Ok(images));
+        return;
+    }
+    let diagnostics = result.expect_err("refused").0;
+    let shown: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+    let own = shown.iter().filter(|d| {
+        d.contains("images/tools/Dockerfile:25002:6: error[from-mismatch]: image 'gen-00000': FROM debian:12")
+    });
+    assert_eq!(own.count(), 1, "{shown:#?}");
+    let shared = shown.iter().filter(|d| {
+        d.contains("images/tools/Dockerfile: error[from-mismatch]: the errors of image `gen-00000` in this Dockerfile are also those of `gen-00001`, `gen-00002`, `gen-00003`, `gen-00004`, `gen-00005` and 4994 more")
+    });
+    assert_eq!(shared.count(), 1, "{shown:#?}");
+    assert_eq!(shown.len(), 2, "{shown:#?}");
+}

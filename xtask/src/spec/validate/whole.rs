@@ -2,13 +2,18 @@
 //! variant, placed at the declaration of the cycle's first edge) and every Dockerfile against
 //! the spec.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use indexmap::IndexMap;
 
 use super::Validator;
 use crate::diagnostic::{Code, Location};
+use crate::dockerfile::{self, Dockerfile};
 use crate::spec::input::{self, Subject};
-use crate::spec::{Parent, Spec};
-use crate::{dockerfile, graph, reference};
+use crate::spec::{Image, Parent, Spec};
+use crate::{graph, reference};
 
 impl Validator<'_> {
     /// Every image's published name must be a valid reference in every variant, and so must
@@ -95,35 +100,81 @@ impl Validator<'_> {
         }
     }
 
+    /// Every Dockerfile against the spec. Each file is read and parsed once, and checked once
+    /// per kind of expectation (parent argument and dependencies): thousands of images sharing
+    /// one large Dockerfile cost one pass over it, not thousands. When such a check fails, its
+    /// errors are given for the first image, with one more naming the others.
     pub(super) fn dockerfiles(&mut self, spec: &Spec) {
+        let mut parsed: HashMap<PathBuf, Option<Rc<Dockerfile>>> = HashMap::new();
+        // By (Dockerfile, dependency arguments): `None` when it passed, else the images it
+        // failed for, the first one's errors reported.
+        let mut verdicts: IndexMap<(PathBuf, Vec<String>), Option<Vec<&str>>> = IndexMap::new();
         for image in spec.images.values() {
             let path = spec.dir.join(&image.dockerfile);
-            let text = match input::read(&path, Subject::Dockerfile { image: &image.name }) {
-                Ok(text) => text,
-                Err(diagnostic) => {
-                    self.diagnostics.push(diagnostic);
-                    continue;
+            let dockerfile = parsed.entry(path.clone()).or_insert_with(|| {
+                match input::read(&path, Subject::Dockerfile { image: &image.name }) {
+                    Ok(text) => Some(Rc::new(dockerfile::parse(&text))),
+                    Err(diagnostic) => {
+                        self.diagnostics.push(diagnostic);
+                        None
+                    }
                 }
-            };
-            let distinct: BTreeSet<&Parent> = image.parents.values().collect();
-            let parent = if distinct.len() == 1 {
-                format!("`{}`", image.parents.values().next().map(Parent::name).unwrap_or_default())
-            } else {
-                image.parents.iter().map(|(v, p)| format!("`{}` ({v})", p.name())).collect::<Vec<_>>().join(", ")
-            };
-            let mut expected = dockerfile::Expected {
-                image: &image.name,
-                parent_arg: &spec.stack.parent_arg,
-                parent,
-                parent_location: None,
-                dependency_args: image.depends_on.iter().map(|d| (Spec::dependency_arg(d), d.clone())).collect(),
-            };
-            if !dockerfile::check(&path, &text, &expected).is_empty() {
-                // Again, with the spec's location in the messages.
-                expected.parent_location = self.value(&["images", &image.name, "parent"]);
-                self.diagnostics.extend(dockerfile::check(&path, &text, &expected));
+            });
+            let Some(dockerfile) = dockerfile.clone() else { continue };
+            let expected = expected(spec, image);
+            let key = (path.clone(), expected.dependency_args.keys().cloned().collect());
+            match verdicts.get_mut(&key) {
+                Some(None) => {}
+                Some(Some(failed)) => failed.push(&image.name),
+                None if dockerfile::verify(&path, &dockerfile, &expected).is_empty() => {
+                    verdicts.insert(key, None);
+                }
+                None => {
+                    // Again, with the spec's location in the messages.
+                    let parent_location = self.value(&["images", &image.name, "parent"]);
+                    let expected = dockerfile::Expected { parent_location, ..expected };
+                    self.diagnostics.extend(dockerfile::verify(&path, &dockerfile, &expected));
+                    verdicts.insert(key, Some(vec![&image.name]));
+                }
             }
         }
+        for ((path, _), failed) in verdicts {
+            if let Some([first, others @ ..]) = failed.as_deref().filter(|failed| failed.len() > 1) {
+                self.shared_errors(&path, first, others);
+            }
+        }
+    }
+
+    /// One error for the images whose Dockerfile failed as `first`'s did.
+    fn shared_errors(&mut self, path: &Path, first: &str, others: &[&str]) {
+        const NAMED: usize = 5;
+        let mut names = others.iter().take(NAMED).map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
+        if others.len() > NAMED {
+            names.push_str(&format!(" and {} more", others.len() - NAMED));
+        }
+        self.error(
+            Code::FromMismatch,
+            Some(Location::file_only(path)),
+            format!("the errors of image `{first}` in this Dockerfile are also those of {names}, built from it with the same arguments"),
+            "fix the Dockerfile once, for all of them".into(),
+        );
+    }
+}
+
+/// What the spec says `image`'s Dockerfile may build on.
+fn expected<'s>(spec: &'s Spec, image: &'s Image) -> dockerfile::Expected<'s> {
+    let distinct: BTreeSet<&Parent> = image.parents.values().collect();
+    let parent = if distinct.len() == 1 {
+        format!("`{}`", image.parents.values().next().map(Parent::name).unwrap_or_default())
+    } else {
+        image.parents.iter().map(|(v, p)| format!("`{}` ({v})", p.name())).collect::<Vec<_>>().join(", ")
+    };
+    dockerfile::Expected {
+        image: &image.name,
+        parent_arg: &spec.stack.parent_arg,
+        parent,
+        parent_location: None,
+        dependency_args: image.depends_on.iter().map(|d| (Spec::dependency_arg(d), d.clone())).collect(),
     }
 }
 
