@@ -62,14 +62,15 @@ impl ImageGraph {
     pub fn new(spec: &Spec) -> ImageGraph {
         let mut graph = DiGraph::new();
         let mut index = HashMap::new();
-        for variant in &spec.variants {
-            for image in spec.images.values().filter(|image| image.variants.contains(&variant.name)) {
+        let by_variant = spec.images_by_variant();
+        for (variant, images) in &by_variant {
+            for image in images {
                 let id = NodeId::new(spec, &image.name, &variant.name);
                 index.insert(id.clone(), graph.add_node(id));
             }
         }
-        for variant in &spec.variants {
-            for image in spec.images.values().filter(|image| image.variants.contains(&variant.name)) {
+        for (variant, images) in &by_variant {
+            for image in images {
                 let to = index[&NodeId::new(spec, &image.name, &variant.name)];
                 if let Some(Parent::Image(parent)) = image.parents.get(&variant.name) {
                     graph.add_edge(index[&NodeId::new(spec, parent, &variant.name)], to, EdgeKind::Parent);

@@ -477,6 +477,9 @@ fn a_byte_that_is_not_utf8_is_placed(
 #[case::deep_block(Some(deep_block as fn() -> String), "images/spec.yml", "nests more than 32 levels deep")]
 #[case::alias_bomb(Some(alias_bomb as fn() -> String), "images/spec.yml", "aliases expand it past 8 MiB")]
 #[case::nested_aliases(Some(nested_aliases as fn() -> String), "images/spec.yml", "aliases expand it past 8 MiB")]
+#[case::many_variants(Some(many_variants as fn() -> String), "images/spec.yml", "the spec declares 65 variants; the most is 64")]
+#[case::many_nodes(Some(many_nodes as fn() -> String), "images/spec.yml", "the spec declares 204000 images in all their variants; the most is 200000")]
+#[case::many_edges(Some(many_edges as fn() -> String), "images/spec.yml", "the spec declares 1000008 parents and dependencies in all variants; the most is 1000000")]
 fn oversized_inputs_are_refused_at_once(
     #[case] text: Option<fn() -> String>,
     #[case] relative: &str,
@@ -531,6 +534,28 @@ fn nested_aliases() -> String {
         text.push_str(&format!("  l{i}: &l{i} [*l{}, *l{}]\n", i - 1, i - 1));
     }
     text
+}
+
+const SMALL_STACK: &str = "stack: {registry: r.example.org, namespace: n, tag_prefix: \"1\"}\nbases:\n  debian: {image: localhost/debian:12}\n";
+
+fn many_variants() -> String {
+    let variants: Vec<String> = (0..65).map(|i| format!("v{i}: {{}}")).collect();
+    format!("{SMALL_STACK}variants: {{{}}}\nimages:\n  a: {{parent: debian}}\n", variants.join(", "))
+}
+
+/// 51,000 images in 4 variants.
+fn many_nodes() -> String {
+    let mut text = format!("{SMALL_STACK}variants: {{a: {{}}, b: {{}}, c: {{}}, d: {{}}}}\nimages:\n");
+    for i in 0..51_000 {
+        text.push_str(&format!("  i{i}: {{parent: debian}}\n"));
+    }
+    text
+}
+
+/// One image reading 500,002 others (the same, over and over) in 2 variants.
+fn many_edges() -> String {
+    let dependencies = vec!["b"; 500_002].join(",");
+    format!("{SMALL_STACK}variants: {{cpu: {{}}, gpu: {{}}}}\nimages:\n  b: {{parent: debian}}\n  a: {{parent: debian, depends_on: [{dependencies}]}}\n")
 }
 
 #[test]

@@ -13,7 +13,7 @@ mod locate;
 mod raw;
 mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use globset::GlobSet;
@@ -184,6 +184,22 @@ impl Spec {
     pub fn repo_file(&self, spec_dir: &str) -> String {
         let name = self.file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
         Spec::repo_path(spec_dir, Path::new(&name))
+    }
+
+    /// Each variant, in the stack's order, with the images built in it, in the spec's order:
+    /// one pass over the nodes, whatever the number of variants.
+    pub fn images_by_variant(&self) -> Vec<(&Variant, Vec<&Image>)> {
+        let position: HashMap<&str, usize> =
+            self.variants.iter().enumerate().map(|(i, variant)| (variant.name.as_str(), i)).collect();
+        let mut out: Vec<(&Variant, Vec<&Image>)> = self.variants.iter().map(|variant| (variant, Vec::new())).collect();
+        for image in self.images.values() {
+            for variant in &image.variants {
+                if let Some(i) = position.get(variant.as_str()) {
+                    out[*i].1.push(image);
+                }
+            }
+        }
+        out
     }
 
     pub fn default_variant(&self) -> &str {

@@ -27,6 +27,12 @@ use crate::reference;
 
 /// The most mistakes reported at once; the rest are counted.
 pub const MAX_DIAGNOSTICS: usize = 100;
+/// The most variants a stack may declare.
+pub const MAX_VARIANTS: usize = 64;
+/// The most nodes (an image in a variant) a stack may have.
+pub const MAX_NODES: usize = 200_000;
+/// The most edges (a parent or a dependency of a node) a stack may have.
+pub const MAX_EDGES: usize = 1_000_000;
 /// How many names "did you mean" may compare in one validation: a spec with twenty thousand
 /// unknown parents must not cost twenty thousand searches over twenty thousand names.
 const SUGGESTION_BUDGET: usize = 200_000;
@@ -68,11 +74,10 @@ pub fn parse(file: &Path, text: &str, files: Files) -> Result<Spec, Diagnostics>
             return Err(finish(validator.diagnostics));
         }
     };
-    let spec = validator.check(raw);
-    if validator.diagnostics.is_empty() {
-        return Ok(spec);
+    match validator.check(raw) {
+        Some(spec) if validator.diagnostics.is_empty() => Ok(spec),
+        _ => Err(finish(validator.diagnostics)),
     }
-    Err(finish(validator.diagnostics))
 }
 
 /// Every diagnostic once, in file order, at most [`MAX_DIAGNOSTICS`] of them.
@@ -219,7 +224,11 @@ impl Validator<'_> {
         }
     }
 
-    fn check(&mut self, raw: RawSpec) -> Spec {
+    /// The spec, when its graph is within the limits (it may still have errors).
+    fn check(&mut self, raw: RawSpec) -> Option<Spec> {
+        if !self.graph_size(&raw) {
+            return None;
+        }
         let dir = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
         self.dependency_args = raw.images.keys().chain(raw.bases.keys()).map(|n| Spec::dependency_arg(n)).collect();
         let stack = self.stack(&raw);
@@ -256,7 +265,37 @@ impl Validator<'_> {
         if self.diagnostics.is_empty() && self.files == Files::Check {
             self.dockerfiles(&spec);
         }
-        spec
+        Some(spec)
+    }
+
+    /// Whether the graph the spec declares is within [`MAX_VARIANTS`], [`MAX_NODES`] and
+    /// [`MAX_EDGES`], counted before anything is built for it.
+    fn graph_size(&mut self, raw: &RawSpec) -> bool {
+        let variants = raw.variants.len().max(1);
+        let mut nodes = 0usize;
+        let mut edges = 0usize;
+        for image in raw.images.values() {
+            let built_in = image.variants.as_ref().map_or(variants, Vec::len);
+            nodes = nodes.saturating_add(built_in);
+            edges = edges.saturating_add(built_in.saturating_mul(1 + image.depends_on.len()));
+        }
+        let over = [
+            (variants, MAX_VARIANTS, "variants", "variants"),
+            (nodes, MAX_NODES, "images in all their variants", "images"),
+            (edges, MAX_EDGES, "parents and dependencies in all variants", "images"),
+        ]
+        .into_iter()
+        .find(|(count, limit, ..)| count > limit);
+        let Some((count, limit, what, key)) = over else {
+            return true;
+        };
+        self.error(
+            Code::Limit,
+            self.key(&[key]),
+            format!("the spec declares {count} {what}; the most is {limit}"),
+            "docs/spec.md lists the limits; a stack this large is likely generated wrong".into(),
+        );
+        false
     }
 
     fn stack(&mut self, raw: &RawSpec) -> Stack {

@@ -54,9 +54,9 @@ impl Validator<'_> {
     /// One error per cycle, naming the variants it is in when it is not in all of them.
     pub(super) fn cycles(&mut self, spec: &Spec) {
         let mut found: BTreeMap<Vec<String>, Vec<&str>> = BTreeMap::new();
-        for variant in &spec.variants {
+        for (variant, images) in spec.images_by_variant() {
             let mut edges = Vec::new();
-            for image in spec.images.values().filter(|image| image.variants.contains(&variant.name)) {
+            for image in images {
                 if let Some(Parent::Image(parent)) = image.parents.get(&variant.name) {
                     edges.push((image.name.clone(), parent.clone()));
                 }
