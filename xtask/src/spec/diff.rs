@@ -89,3 +89,47 @@ fn base_fields(spec: &Spec, name: &str, out: &mut BTreeMap<String, String>) {
         out.insert(format!("bases.{name}.recipe"), format!("{:?}", base.recipe));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+    use std::path::Path;
+
+    const SPEC: &str = "stack: {registry: r.example.org, namespace: n, tag_prefix: \"1\"}
+build_args: {A: \"1\"}
+variants: {cpu: {}, gpu: {build_args: {G: \"1\"}}}
+bases:
+  debian: {image: localhost/debian:12, recipe: {debootstrap: {suite: bookworm, mirror: \"http://deb.debian.org/debian\"}}}
+images:
+  base: {parent: debian, description: the base, doc_commands: []}
+  app: {parent: base, variants: [cpu]}
+";
+
+    fn changes(from: &str, to: &str) -> Vec<String> {
+        let file = Path::new("images/spec.yml");
+        let before = Spec::parse_alone(file, SPEC).unwrap();
+        assert!(SPEC.contains(from), "{from}");
+        let after = Spec::parse_alone(file, &SPEC.replacen(from, to, 1)).unwrap_or_else(|e| panic!("{e}"));
+        changed_nodes(&before, &after)
+            .into_iter()
+            .map(|((image, variant), fields)| format!("{image}@{variant}: {}", fields.join(", ")))
+            .collect()
+    }
+
+    #[rstest]
+    #[case::nothing("the base", "the base", &[])]
+    #[case::description("the base", "a better base", &[])]
+    #[case::stack_arg("A: \"1\"", "A: \"2\"", &["app@cpu: build_args.A", "base@cpu: build_args.A", "base@gpu: build_args.A"])]
+    #[case::variant_arg("G: \"1\"", "G: \"2\"", &["base@gpu: build_args.G"])]
+    #[case::namespace("namespace: n", "namespace: m", &["app@cpu: repository", "base@cpu: repository", "base@gpu: repository"])]
+    #[case::base_image("debian:12", "debian:13", &["base@cpu: bases.debian.image", "base@gpu: bases.debian.image"])]
+    #[case::base_recipe("suite: bookworm", "suite: trixie", &["base@cpu: bases.debian.recipe", "base@gpu: bases.debian.recipe"])]
+    #[case::folder("app: {parent: base,", "app: {parent: base, dir: base,", &["app@cpu: dir, dockerfile"])]
+    #[case::new_variant("variants: [cpu]}", "variants: [cpu, gpu]}", &["app@gpu: variants"])]
+    #[case::new_image("  app:", "  late: {parent: app, variants: [cpu]}\n  app:", &["late@cpu: new image"])]
+    #[case::parent_arg("tag_prefix: \"1\"}", "tag_prefix: \"1\", parent_arg: PARENT}", &["app@cpu: stack.parent_arg", "base@cpu: stack.parent_arg", "base@gpu: stack.parent_arg"])]
+    fn names_the_nodes_and_fields_that_changed(#[case] from: &str, #[case] to: &str, #[case] expected: &[&str]) {
+        assert_eq!(changes(from, to), expected);
+    }
+}
