@@ -425,22 +425,6 @@ fn an_unreadable_spec_says_why(#[case] relative: &str, #[case] code: Code, #[cas
     assert!(text.contains(message), "{text}");
 }
 
-#[test]
-fn permission_denied_has_its_own_fix() {
-    let stack = Stack::new();
-    let file = stack.spec_file();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
-    if std::fs::read(&file).is_ok() {
-        // Root reads any file: the cause cannot be made here (input.rs tests its message).
-        eprintln!("skipped: this user reads files without permission (root)");
-        return;
-    }
-    let (code, _, _, text) = load_error(&file);
-    assert_eq!(code, Code::Io);
-    assert!(text.contains("permission denied") && text.contains("chmod a+r"), "{text}");
-}
-
 /// Bytes that are not UTF-8, in the spec or a Dockerfile, are placed at their line and column.
 #[rstest]
 #[case::in_the_spec("images/spec.yml", "  GREETING: hello", "  GREETING: caf\u{e9}", 6, 16)]

@@ -158,6 +158,29 @@ mod tests {
         assert!(diagnostic.hint.as_deref().unwrap_or_default().contains("iconv"), "{diagnostic}");
     }
 
+    /// Each cause has its own message and fix (the files behind them are made in the
+    /// integration tests, except permission denied, which root never meets).
+    #[rstest]
+    #[case::missing(ErrorKind::NotFound.into(), "does not exist", "--spec PATH")]
+    #[case::permission_denied(ErrorKind::PermissionDenied.into(), "cannot be read: permission denied", "chmod a+r spec.yml")]
+    #[case::a_file_for_a_folder(
+        std::io::Error::from_raw_os_error(20),
+        "a part of the path is a file",
+        "check the path"
+    )]
+    #[case::a_link_loop(std::io::Error::from_raw_os_error(ELOOP), "leads back to itself", "ls -l spec.yml")]
+    #[case::anything_else(
+        std::io::Error::other("disk on fire"),
+        "cannot be read: disk on fire",
+        "exists and can be read"
+    )]
+    fn says_the_cause_and_its_fix(#[case] error: std::io::Error, #[case] message: &str, #[case] hint: &str) {
+        let diagnostic = io_error(Path::new("spec.yml"), Subject::Spec, &error);
+        assert_eq!(diagnostic.code, Code::Io);
+        assert!(diagnostic.message.contains(message), "{diagnostic}");
+        assert!(diagnostic.hint.as_deref().unwrap_or_default().contains(hint), "{diagnostic}");
+    }
+
     #[test]
     fn valid_text_passes() {
         assert_eq!(text(Path::new("f"), Subject::Spec, "é\n".into()).unwrap(), "é\n");
