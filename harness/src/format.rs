@@ -10,6 +10,7 @@ use serde::Deserialize;
 /// A suite of checks.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a test suite: a mapping with `commands`, `files`, `services`, `metadata` (docs/testing.md)")]
 pub struct TestFile {
     /// Images built on this one run these checks too (docker-stacks' rule). Default: true.
     #[serde(default = "yes")]
@@ -39,6 +40,7 @@ fn yes() -> bool {
 /// What a check needs from the host it runs on.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
+#[serde(expecting = "a kind: acceptance, workflow, integration or gpu")]
 pub enum Kind {
     /// Runs anywhere.
     #[default]
@@ -66,6 +68,7 @@ impl Kind {
 /// A command: given as a string it runs through `sh -c`; as a list, as is.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
+#[serde(expecting = "a command: a string (run by `sh -c`) or a list of arguments")]
 pub enum Command {
     Shell(String),
     Argv(Vec<String>),
@@ -90,6 +93,7 @@ impl Command {
 /// Expectations on a text: every one given must hold.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "expectations: a mapping with `equals`, `contains`, `matches` or `not_contains`")]
 pub struct TextCheck {
     pub equals: Option<String>,
     pub contains: Option<String>,
@@ -101,6 +105,7 @@ pub struct TextCheck {
 /// A value given exactly, or expectations on it.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
+#[serde(expecting = "a value, or expectations on it (`{contains: ...}`)")]
 pub enum Expected {
     Exactly(String),
     Text(TextCheck),
@@ -118,6 +123,7 @@ impl Expected {
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a command check: a mapping with `run` and optional expectations")]
 pub struct CommandCheck {
     pub run: Command,
     #[serde(default)]
@@ -140,6 +146,7 @@ pub struct CommandCheck {
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a file check: a mapping with `path` and optional expectations")]
 pub struct FileCheck {
     pub path: String,
     #[serde(default)]
@@ -160,6 +167,7 @@ pub struct FileCheck {
 /// Expectations on the image's configuration (no container needed). Every key given must hold.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "metadata checks: a mapping with `user`, `workdir`, `env`, `labels`, ...")]
 pub struct MetadataCheck {
     pub user: Option<String>,
     pub workdir: Option<String>,
@@ -187,6 +195,7 @@ pub struct MetadataCheck {
 /// check its HTTP answers.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a service check: a mapping with `args`, `wait`, `http`, `exec`, ...")]
 pub struct ServiceCheck {
     /// Default: `integration`.
     #[serde(default = "integration")]
@@ -228,6 +237,7 @@ fn default_port() -> u16 {
 /// A command run in a service's container, and what it must give.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "an exec probe: a mapping with `run` and optional expectations")]
 pub struct Probe {
     pub run: Command,
     /// Default: the container's user.
@@ -246,6 +256,7 @@ pub struct Probe {
 /// What "ready" means; every condition given must hold. Default: the port answers HTTP.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a wait: a mapping with `http`, `log`, `healthy` or `timeout`")]
 pub struct Wait {
     /// A path that must answer HTTP (any status below 500).
     pub http: Option<String>,
@@ -260,6 +271,7 @@ pub struct Wait {
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "an HTTP check: a mapping with `path` and optional `status`, `headers`, `body`, `json`")]
 pub struct HttpCheck {
     pub path: String,
     /// Default: 200.
@@ -368,6 +380,21 @@ pub fn check_text(what: &str, text: &str, check: &TextCheck) -> Vec<String> {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    /// A value of the wrong shape is refused with what the format expects, never a Rust type.
+    #[rstest]
+    #[case::command("commands:\n  c:\n    run: {a: 1}\n", "a command: a string")]
+    #[case::expectation("commands:\n  c:\n    run: x\n    stdout: [a]\n", "expectations: a mapping with `equals`")]
+    #[case::label("metadata:\n  labels: {a: [x]}\n", "a value, or expectations on it")]
+    #[case::check("commands:\n  c: 5\n", "a command check: a mapping")]
+    #[case::suite("5\n", "a test suite: a mapping")]
+    fn says_what_it_expects(#[case] text: &str, #[case] expected: &str) {
+        let error = parse(Path::new("t.yml"), text).unwrap_err();
+        assert!(error.contains(expected), "{error}");
+        for word in ["untagged", "struct ", "enum ", "Command", "Expected", "CheckKind"] {
+            assert!(!error.contains(word), "{error}");
+        }
+    }
 
     #[test]
     fn parses_a_suite() {

@@ -41,6 +41,10 @@ impl fmt::Display for Location {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Code {
     Io,
+    /// A file that is not valid UTF-8.
+    Encoding,
+    /// An input over one of the limits that keep every run fast and small (docs/spec.md).
+    Limit,
     Syntax,
     UnknownKey,
     InvalidValue,
@@ -49,6 +53,8 @@ pub enum Code {
     Cycle,
     MissingDirectory,
     MissingDockerfile,
+    /// A `dir` or `dockerfile` that leaves the spec's folder (or the image's folder).
+    InvalidPath,
     InvalidReference,
     UnknownVariant,
     VariantOptOut,
@@ -60,9 +66,35 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in the order `docs/spec.md` lists them.
+    pub const ALL: [Code; 20] = [
+        Code::Io,
+        Code::Encoding,
+        Code::Limit,
+        Code::Syntax,
+        Code::UnknownKey,
+        Code::InvalidValue,
+        Code::UnknownImage,
+        Code::DuplicateName,
+        Code::Cycle,
+        Code::MissingDirectory,
+        Code::MissingDockerfile,
+        Code::InvalidPath,
+        Code::InvalidReference,
+        Code::UnknownVariant,
+        Code::VariantOptOut,
+        Code::FromMismatch,
+        Code::ReservedBuildArg,
+        Code::UnknownDocCommand,
+        Code::UnknownVersionTag,
+        Code::InvalidGlob,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::Io => "io",
+            Code::Encoding => "encoding",
+            Code::Limit => "limit",
             Code::Syntax => "syntax",
             Code::UnknownKey => "unknown-key",
             Code::InvalidValue => "invalid-value",
@@ -71,6 +103,7 @@ impl Code {
             Code::Cycle => "cycle",
             Code::MissingDirectory => "missing-directory",
             Code::MissingDockerfile => "missing-dockerfile",
+            Code::InvalidPath => "invalid-path",
             Code::InvalidReference => "invalid-reference",
             Code::UnknownVariant => "unknown-variant",
             Code::VariantOptOut => "variant-opt-out",

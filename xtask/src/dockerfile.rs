@@ -8,7 +8,7 @@
 //! graph, so it is an error that names the Dockerfile line and the spec line. Pure: the caller
 //! reads the file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use crate::diagnostic::{Code, Diagnostic, Location};
@@ -226,120 +226,163 @@ pub struct Expected<'a> {
 
 /// Checks a Dockerfile against what the spec declares; returns every disagreement.
 pub fn check(path: &Path, text: &str, expected: &Expected<'_>) -> Vec<Diagnostic> {
-    let dockerfile = parse(text);
-    let mut out = Vec::new();
-    let at = |source: &Source| Some(Location::new(path, source.line, source.column));
-    let declared_at = match &expected.parent_location {
-        Some(location) => format!("{location}"),
-        None => "the spec".to_string(),
-    };
-    let allowed = || {
-        let mut names = vec![format!("${{{}}}", expected.parent_arg)];
-        names.extend(expected.dependency_args.keys().map(|arg| format!("${{{arg}}}")));
-        names.join(", ")
-    };
+    verify(path, &parse(text), expected)
+}
+
+/// [`check`] for a Dockerfile already parsed (images may share one). Linear in its size.
+pub fn verify(path: &Path, dockerfile: &Dockerfile, expected: &Expected<'_>) -> Vec<Diagnostic> {
+    let checker = Checker { path, expected };
     if dockerfile.stages.is_empty() {
-        out.push(
-            Diagnostic::new(
-                Code::FromMismatch,
-                Some(Location::file_only(path)),
-                format!("image '{}': the Dockerfile has no FROM", expected.image),
-            )
-            .with_hint(format!("start it with `ARG {0}` and `FROM ${{{0}}}`", expected.parent_arg)),
-        );
-        return out;
+        return vec![Diagnostic::new(
+            Code::FromMismatch,
+            Some(Location::file_only(path)),
+            format!("image '{}': the Dockerfile has no FROM", expected.image),
+        )
+        .with_hint(format!("start it with `ARG {0}` and `FROM ${{{0}}}`", expected.parent_arg))];
     }
-    let mut stage_names: Vec<String> = Vec::new();
-    let check_source = |source: &Source, stage_names: &[String], out: &mut Vec<Diagnostic>| {
+    let globals: HashSet<&str> = dockerfile.global_args.iter().map(String::as_str).collect();
+    let mut out = Vec::new();
+    // Stage names seen so far (lowercase), each to its first stage.
+    let mut stages: HashMap<String, usize> = HashMap::new();
+    for (index, stage) in dockerfile.stages.iter().enumerate() {
+        out.extend(checker.source(&stage.from, &stages, &globals));
+        if let Some(name) = &stage.name {
+            stages.entry(name.to_ascii_lowercase()).or_insert(index);
+        }
+    }
+    for source in &dockerfile.copies {
+        out.extend(checker.source(source, &stages, &globals));
+    }
+    let root = final_root(dockerfile, &stages);
+    if variable(&root.text) != Some(expected.parent_arg) && out.iter().all(|d| d.location != checker.at(root)) {
+        out.push(checker.final_stage(root));
+    }
+    out
+}
+
+/// What the final stage is built on, following stage names back (`FROM base` where `base` is a
+/// stage): each step is one lookup, and there are at most as many steps as stages.
+fn final_root<'a>(dockerfile: &'a Dockerfile, stages: &HashMap<String, usize>) -> &'a Source {
+    let mut root = &dockerfile.stages[dockerfile.stages.len() - 1].from;
+    for _ in 0..dockerfile.stages.len() {
+        match stages.get(&root.text.to_ascii_lowercase()) {
+            Some(index) => root = &dockerfile.stages[*index].from,
+            None => break,
+        }
+    }
+    root
+}
+
+/// Checks sources of one Dockerfile against what the spec expects.
+struct Checker<'a> {
+    path: &'a Path,
+    expected: &'a Expected<'a>,
+}
+
+impl Checker<'_> {
+    fn at(&self, source: &Source) -> Option<Location> {
+        Some(Location::new(self.path, source.line, source.column))
+    }
+
+    fn declared_at(&self) -> String {
+        match &self.expected.parent_location {
+            Some(location) => format!("{location}"),
+            None => "the spec".to_string(),
+        }
+    }
+
+    /// The build arguments a Dockerfile may read images from, as `${NAME}`.
+    fn allowed(&self) -> String {
+        let mut names = vec![format!("${{{}}}", self.expected.parent_arg)];
+        names.extend(self.expected.dependency_args.keys().map(|arg| format!("${{{arg}}}")));
+        names.join(", ")
+    }
+
+    /// What is wrong with one source (`FROM`, `COPY --from`, `RUN --mount from=`), if anything:
+    /// an earlier stage, a stage number, `scratch` and the build arguments the spec fills in
+    /// are fine.
+    fn source(&self, source: &Source, stages: &HashMap<String, usize>, globals: &HashSet<&str>) -> Option<Diagnostic> {
+        let expected = self.expected;
         let lower = source.text.to_ascii_lowercase();
-        if stage_names.contains(&lower) || (source.via != "FROM" && source.text.parse::<usize>().is_ok()) {
-            return;
+        if stages.contains_key(&lower) || (source.via != "FROM" && source.text.parse::<usize>().is_ok()) {
+            return None;
         }
         if let Some(name) = variable(&source.text) {
-            if name != expected.parent_arg && !expected.dependency_args.contains_key(name) {
-                out.push(
-                    Diagnostic::new(
-                        Code::FromMismatch,
-                        at(source),
-                        format!(
-                            "image '{}': {} ${{{name}}} is neither the parent argument nor a dependency's",
-                            expected.image, source.via
-                        ),
-                    )
-                    .with_hint(format!(
-                        "use one of {}; to read another image, add it to `depends_on` in the spec",
-                        allowed()
-                    )),
-                );
-            } else if !dockerfile.global_args.iter().any(|arg| arg == name) {
-                out.push(
-                    Diagnostic::new(
-                        Code::FromMismatch,
-                        at(source),
-                        format!(
-                            "image '{}': {} uses ${{{name}}}, which is not declared before the first FROM",
-                            expected.image, source.via
-                        ),
-                    )
-                    .with_hint(format!("add `ARG {name}` at the top of the Dockerfile, before the first FROM")),
-                );
-            }
-            return;
+            return self.variable(source, name, globals);
         }
         if source.via == "FROM" && lower == "scratch" {
-            return;
+            return None;
         }
-        out.push(
+        Some(
             Diagnostic::new(
                 Code::FromMismatch,
-                at(source),
+                self.at(source),
                 format!(
-                    "image '{}': {} {} names an image the spec does not declare; {declared_at} declares its parent as {}",
-                    expected.image, source.via, source.text, expected.parent
+                    "image '{}': {} {} names an image the spec does not declare; {} declares its parent as {}",
+                    expected.image,
+                    source.via,
+                    source.text,
+                    self.declared_at(),
+                    expected.parent
                 ),
             )
             .with_hint(format!(
                 "declare the graph once, in the spec: build on the parent with `ARG {0}` and `FROM ${{{0}}}`, or list the image under `depends_on` (or `bases`) and use its argument",
                 expected.parent_arg
             )),
-        );
-    };
-    for stage in &dockerfile.stages {
-        check_source(&stage.from, &stage_names, &mut out);
-        if let Some(name) = &stage.name {
-            stage_names.push(name.to_ascii_lowercase());
+        )
+    }
+
+    /// A source given as `${NAME}`: the parent's or a dependency's argument, declared before
+    /// the first `FROM`.
+    fn variable(&self, source: &Source, name: &str, globals: &HashSet<&str>) -> Option<Diagnostic> {
+        let expected = self.expected;
+        if name != expected.parent_arg && !expected.dependency_args.contains_key(name) {
+            return Some(
+                Diagnostic::new(
+                    Code::FromMismatch,
+                    self.at(source),
+                    format!(
+                        "image '{}': {} ${{{name}}} is neither the parent argument nor a dependency's",
+                        expected.image, source.via
+                    ),
+                )
+                .with_hint(format!(
+                    "use one of {}; to read another image, add it to `depends_on` in the spec",
+                    self.allowed()
+                )),
+            );
         }
-    }
-    for source in &dockerfile.copies {
-        check_source(source, &stage_names, &mut out);
-    }
-    // The final stage must descend from the parent.
-    let mut root = &dockerfile.stages[dockerfile.stages.len() - 1].from;
-    for _ in 0..dockerfile.stages.len() {
-        let lower = root.text.to_ascii_lowercase();
-        match dockerfile
-            .stages
-            .iter()
-            .find(|stage| stage.name.as_deref().map(str::to_ascii_lowercase) == Some(lower.clone()))
-        {
-            Some(stage) => root = &stage.from,
-            None => break,
+        if globals.contains(name) {
+            return None;
         }
-    }
-    if variable(&root.text) != Some(expected.parent_arg) && out.iter().all(|d| d.location != at(root)) {
-        out.push(
+        Some(
             Diagnostic::new(
                 Code::FromMismatch,
-                at(root),
+                self.at(source),
                 format!(
-                    "image '{}': the final stage is built FROM {}, but {declared_at} declares its parent as {}",
-                    expected.image, root.text, expected.parent
+                    "image '{}': {} uses ${{{name}}}, which is not declared before the first FROM",
+                    expected.image, source.via
                 ),
             )
-            .with_hint(format!("build the final stage on the parent: `FROM ${{{}}}`", expected.parent_arg)),
-        );
+            .with_hint(format!("add `ARG {name}` at the top of the Dockerfile, before the first FROM")),
+        )
     }
-    out
+
+    fn final_stage(&self, root: &Source) -> Diagnostic {
+        Diagnostic::new(
+            Code::FromMismatch,
+            self.at(root),
+            format!(
+                "image '{}': the final stage is built FROM {}, but {} declares its parent as {}",
+                self.expected.image,
+                root.text,
+                self.declared_at(),
+                self.expected.parent
+            ),
+        )
+        .with_hint(format!("build the final stage on the parent: `FROM ${{{}}}`", self.expected.parent_arg))
+    }
 }
 
 #[cfg(test)]

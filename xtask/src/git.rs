@@ -104,6 +104,19 @@ impl Repo {
         (!url.is_empty()).then_some(url)
     }
 
+    /// The text of `path` (relative to the root, `/` separators) in `commit`; `None` when the
+    /// commit has no such file or it holds more than `limit` bytes.
+    pub fn file_at(&self, commit: &str, path: &str, limit: usize) -> Result<Option<String>, GitError> {
+        let object = format!("{commit}:{path}");
+        let Ok(size) = self.git(&["cat-file", "-s", &object]) else {
+            return Ok(None);
+        };
+        if size.trim().parse::<usize>().map_or(true, |size| size > limit) {
+            return Ok(None);
+        }
+        self.git(&["cat-file", "blob", &object]).map(Some)
+    }
+
     /// Everything changed since the merge base of `reference` and HEAD.
     pub fn changes_since(&self, reference: &str) -> Result<ChangeSet, GitError> {
         let commit = format!("{reference}^{{commit}}");

@@ -5,7 +5,7 @@
 //!
 //! Pure: no I/O.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -62,14 +62,15 @@ impl ImageGraph {
     pub fn new(spec: &Spec) -> ImageGraph {
         let mut graph = DiGraph::new();
         let mut index = HashMap::new();
-        for variant in &spec.variants {
-            for image in spec.images.values().filter(|image| image.variants.contains(&variant.name)) {
+        let by_variant = spec.images_by_variant();
+        for (variant, images) in &by_variant {
+            for image in images {
                 let id = NodeId::new(spec, &image.name, &variant.name);
                 index.insert(id.clone(), graph.add_node(id));
             }
         }
-        for variant in &spec.variants {
-            for image in spec.images.values().filter(|image| image.variants.contains(&variant.name)) {
+        for (variant, images) in &by_variant {
+            for image in images {
                 let to = index[&NodeId::new(spec, &image.name, &variant.name)];
                 if let Some(Parent::Image(parent)) = image.parents.get(&variant.name) {
                     graph.add_edge(index[&NodeId::new(spec, parent, &variant.name)], to, EdgeKind::Parent);
@@ -180,87 +181,107 @@ impl ImageGraph {
 
 /// Levels of `nodes` within `graph` (edges to nodes outside `nodes` are ignored), and the nodes
 /// sorted by level, keeping their given order within a level. The graph must be acyclic.
+///
+/// Kahn's algorithm: each node and edge is seen once, whatever order `nodes` come in.
 fn levels_of(graph: &DiGraph<NodeId, EdgeKind>, nodes: &[NodeIndex]) -> (Vec<NodeIndex>, HashMap<NodeIndex, usize>) {
-    let member: BTreeSet<NodeIndex> = nodes.iter().copied().collect();
-    let mut level: HashMap<NodeIndex, usize> = HashMap::new();
-    let mut remaining: Vec<NodeIndex> = nodes.to_vec();
-    // Repeated passes keep the given order; each pass settles at least one node of an acyclic graph.
-    while !remaining.is_empty() {
-        let before = remaining.len();
-        remaining.retain(|index| {
-            let deps: Vec<NodeIndex> =
-                graph.neighbors_directed(*index, Direction::Incoming).filter(|d| member.contains(d)).collect();
-            if deps.iter().all(|d| level.contains_key(d)) {
-                let depth = deps.iter().map(|d| level[d] + 1).max().unwrap_or(0);
-                level.insert(*index, depth);
-                false
-            } else {
-                true
+    let slot: HashMap<NodeIndex, usize> = nodes.iter().enumerate().map(|(slot, index)| (*index, slot)).collect();
+    // Per node, how many of its dependencies (among `nodes`) have no level yet.
+    let mut waiting: Vec<usize> = nodes
+        .iter()
+        .map(|index| graph.neighbors_directed(*index, Direction::Incoming).filter(|d| slot.contains_key(d)).count())
+        .collect();
+    let mut depth = vec![0usize; nodes.len()];
+    let mut ready: VecDeque<usize> = (0..nodes.len()).filter(|i| waiting[*i] == 0).collect();
+    let mut settled = 0;
+    while let Some(here) = ready.pop_front() {
+        settled += 1;
+        for next in graph.neighbors_directed(nodes[here], Direction::Outgoing) {
+            if let Some(&there) = slot.get(&next) {
+                depth[there] = depth[there].max(depth[here] + 1);
+                waiting[there] -= 1;
+                if waiting[there] == 0 {
+                    ready.push_back(there);
+                }
             }
-        });
-        assert!(remaining.len() < before, "the image graph has a cycle; validation should have refused it");
+        }
     }
-    let mut order: Vec<NodeIndex> = nodes.to_vec();
-    order.sort_by_key(|index| level[index]);
-    (order, level)
+    assert_eq!(settled, nodes.len(), "the image graph has a cycle; validation should have refused it");
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    // A stable sort: the given order within a level.
+    order.sort_by_key(|i| depth[*i]);
+    let level = nodes.iter().zip(&depth).map(|(index, depth)| (*index, *depth)).collect();
+    (order.into_iter().map(|i| nodes[i]).collect(), level)
 }
 
 /// A cycle among `edges` (`(image, what it is built on)`), as the list of names along it, the
 /// first repeated at the end: `[a, b, c, a]` reads "a is built on b, b on c, c on a". The cycle
-/// found first goes through the smallest name, so the answer is stable.
+/// starts at the smallest name that lies on any cycle and follows the smallest names, so the
+/// answer is stable.
+///
+/// Nothing here recurses: strongly connected components come from petgraph's Kosaraju (its
+/// depth-first searches keep their own stacks), and the walk along the cycle is a loop, so a
+/// chain of any length fits in the stack.
 pub fn find_cycle(edges: &[(String, String)]) -> Option<Vec<String>> {
-    let mut graph: DiGraph<&str, ()> = DiGraph::new();
-    let mut index: HashMap<&str, NodeIndex> = HashMap::new();
     let mut names: Vec<&str> = edges.iter().flat_map(|(a, b)| [a.as_str(), b.as_str()]).collect();
-    names.sort();
+    names.sort_unstable();
     names.dedup();
-    for name in names {
+    // Nodes are added in name order, so a smaller index is a smaller name.
+    let mut graph: DiGraph<&str, ()> = DiGraph::with_capacity(names.len(), edges.len());
+    let mut index: HashMap<&str, NodeIndex> = HashMap::with_capacity(names.len());
+    for name in &names {
         index.insert(name, graph.add_node(name));
     }
     for (from, to) in edges {
         graph.add_edge(index[from.as_str()], index[to.as_str()], ());
     }
-    let mut components: Vec<Vec<NodeIndex>> = petgraph::algo::tarjan_scc(&graph)
+    let component = petgraph::algo::kosaraju_scc(&graph)
         .into_iter()
         .filter(|component| component.len() > 1 || graph.contains_edge(component[0], component[0]))
-        .collect();
-    for component in &mut components {
-        component.sort_by_key(|i| graph[*i]);
+        .min_by_key(|component| component.iter().min().copied())?;
+    let mut inside = vec![false; graph.node_count()];
+    for node in &component {
+        inside[node.index()] = true;
     }
-    components.sort_by_key(|component| graph[component[0]]);
-    let component = components.first()?;
-    let start = component[0];
-    // Depth-first search inside the component, smallest names first, back to `start`.
-    let mut path = vec![start];
-    let mut visited = BTreeSet::from([start]);
-    fn walk(
-        graph: &DiGraph<&str, ()>,
-        component: &[NodeIndex],
-        start: NodeIndex,
-        path: &mut Vec<NodeIndex>,
-        visited: &mut BTreeSet<NodeIndex>,
-    ) -> bool {
-        let here = *path.last().expect("path starts non-empty");
-        let mut next: Vec<NodeIndex> = graph.neighbors(here).filter(|n| component.contains(n)).collect();
-        next.sort_by_key(|i| graph[*i]);
+    let start = component.into_iter().min()?;
+    walk_back(&graph, &inside, start).map(|path| path.iter().map(|i| graph[*i].to_string()).collect())
+}
+
+/// A depth-first walk inside one strongly connected component (`inside`), smallest names first,
+/// from `start` back to it: the path, `start` at both ends.
+fn walk_back(graph: &DiGraph<&str, ()>, inside: &[bool], start: NodeIndex) -> Option<Vec<NodeIndex>> {
+    let successors = |node: NodeIndex| {
+        let mut next: Vec<NodeIndex> = graph.neighbors(node).filter(|n| inside[n.index()]).collect();
+        next.sort_unstable();
         next.dedup();
-        for n in next {
-            if n == start {
-                path.push(n);
-                return true;
+        next
+    };
+    let mut visited = vec![false; graph.node_count()];
+    visited[start.index()] = true;
+    // The path so far, each node with the successors it has left to try (in reverse order).
+    let mut path: Vec<(NodeIndex, Vec<NodeIndex>)> = vec![(start, reversed(successors(start)))];
+    while let Some((_, left)) = path.last_mut() {
+        match left.pop() {
+            Some(next) if next == start => {
+                let mut cycle: Vec<NodeIndex> = path.iter().map(|(node, _)| *node).collect();
+                cycle.push(start);
+                return Some(cycle);
             }
-            if visited.insert(n) {
-                path.push(n);
-                if walk(graph, component, start, path, visited) {
-                    return true;
-                }
+            Some(next) if !visited[next.index()] => {
+                visited[next.index()] = true;
+                path.push((next, reversed(successors(next))));
+            }
+            Some(_) => {}
+            None => {
                 path.pop();
             }
         }
-        false
     }
-    walk(&graph, component, start, &mut path, &mut visited)
-        .then(|| path.iter().map(|i| graph[*i].to_string()).collect())
+    None
+}
+
+fn reversed(mut list: Vec<NodeIndex>) -> Vec<NodeIndex> {
+    list.reverse();
+    list
 }
 
 #[cfg(test)]
@@ -280,5 +301,28 @@ mod tests {
     fn finds_cycles(#[case] list: &[(&str, &str)], #[case] expected: Option<&str>) {
         let found = find_cycle(&edges(list)).map(|cycle| cycle.join(" "));
         assert_eq!(found.as_deref(), expected);
+    }
+
+    /// `n-000000` built on `n-000001`, and so on: a depth-first search from the smallest name
+    /// walks the whole chain, which overflowed the stack when the search recursed.
+    fn long_chain(images: usize, closed: bool) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> =
+            (0..images - 1).map(|i| (format!("n-{i:06}"), format!("n-{:06}", i + 1))).collect();
+        if closed {
+            out.push((format!("n-{:06}", images - 1), "n-000000".to_string()));
+        }
+        out
+    }
+
+    #[rstest]
+    #[case::open(false, None)]
+    #[case::closed(true, Some(100_001))]
+    fn a_hundred_thousand_images_in_a_line_need_no_recursion(#[case] closed: bool, #[case] length: Option<usize>) {
+        let found = find_cycle(&long_chain(100_000, closed));
+        assert_eq!(found.as_ref().map(Vec::len), length);
+        if let Some(cycle) = found {
+            assert_eq!((cycle[0].as_str(), cycle[1].as_str()), ("n-000000", "n-000001"));
+            assert_eq!(cycle.last(), cycle.first());
+        }
     }
 }

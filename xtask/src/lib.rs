@@ -15,6 +15,7 @@ pub mod error;
 pub mod fixture;
 pub mod git;
 pub mod graph;
+pub mod hints;
 pub mod identity;
 pub mod labels;
 pub mod paths;

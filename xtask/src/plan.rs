@@ -15,6 +15,7 @@ use std::fmt;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
 use crate::git::ChangeSet;
 use crate::graph::{EdgeKind, ImageGraph, NodeId};
+use crate::spec::diff::SpecDiff;
 use crate::spec::Spec;
 
 /// Which variants a plan covers.
@@ -33,8 +34,9 @@ pub enum Selection {
     All,
     /// The images the caller named, and nothing else.
     Requested,
-    /// What changed since a reference (`--since REF`).
-    Since(ChangeSet),
+    /// What changed since a reference (`--since REF`), and what the changes to the spec change
+    /// image by image (when the spec at the merge base could be read).
+    Since(ChangeSet, Option<SpecDiff>),
 }
 
 /// What a plan was made from, as reported with it.
@@ -65,6 +67,10 @@ pub enum Reason {
     /// A file listed under `changes.rebuild_all` changed.
     RebuildAll {
         path: String,
+    },
+    /// The image's definition in the spec changed: these fields.
+    SpecChanged {
+        fields: Vec<String>,
     },
     ParentRebuilt {
         parent: String,
@@ -101,6 +107,7 @@ impl Reason {
             Reason::Requested => "requested",
             Reason::Changed { .. } => "changed",
             Reason::RebuildAll { .. } => "rebuild_all",
+            Reason::SpecChanged { .. } => "spec_changed",
             Reason::ParentRebuilt { .. } => "parent_rebuilt",
             Reason::DependencyRebuilt { .. } => "dependency_rebuilt",
             Reason::TestsChanged { .. } => "tests_changed",
@@ -117,6 +124,7 @@ impl fmt::Display for Reason {
             Reason::Requested => write!(f, "requested"),
             Reason::Changed { path } => write!(f, "changed: {path}"),
             Reason::RebuildAll { path } => write!(f, "rebuild all: {path}"),
+            Reason::SpecChanged { fields } => write!(f, "spec changed: {}", fields.join(", ")),
             Reason::ParentRebuilt { parent } => write!(f, "parent rebuilt: {parent}"),
             Reason::DependencyRebuilt { dependency } => {
                 write!(f, "dependency rebuilt: {dependency}")
@@ -194,8 +202,7 @@ pub fn plan(spec: &Spec, graph: &ImageGraph, request: &PlanRequest, spec_dir: &s
     // Nodes in scope, in topological order; reasons are kept by position in this list.
     let in_scope: Vec<&NodeId> = graph.topological_order().filter(|id| variants.contains(&id.variant)).collect();
     let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); in_scope.len()];
-    let mut ignored_files = Vec::new();
-    let mut unmapped_files = Vec::new();
+    let mut files = Files::default();
     let scope = match &request.selection {
         Selection::All => {
             reasons.iter_mut().for_each(|why| why.push(Reason::All));
@@ -209,38 +216,8 @@ pub fn plan(spec: &Spec, graph: &ImageGraph, request: &PlanRequest, spec_dir: &s
             }
             Scope::Requested
         }
-        Selection::Since(changes) => {
-            let owners = Owners::new(spec, spec_dir, &in_scope);
-            let rules = &spec.changes;
-            for path in &changes.files {
-                let candidate = Candidate::new(path);
-                if rules.ignore.set.is_match_candidate(&candidate) {
-                    ignored_files.push(path.clone());
-                    continue;
-                }
-                if rules.rebuild_all.set.is_match_candidate(&candidate) {
-                    reasons.iter_mut().for_each(|why| why.push(Reason::RebuildAll { path: path.clone() }));
-                    continue;
-                }
-                let slots = owners.of(path);
-                let test_only = rules.test_only.set.is_match_candidate(&candidate);
-                let reason = if test_only {
-                    Reason::TestsChanged { path: path.clone() }
-                } else {
-                    Reason::Changed { path: path.clone() }
-                };
-                if slots.is_empty() {
-                    if test_only {
-                        reasons.iter_mut().for_each(|why| why.push(reason.clone()));
-                    } else {
-                        unmapped_files.push(path.clone());
-                    }
-                    continue;
-                }
-                for slot in slots {
-                    reasons[*slot].push(reason.clone());
-                }
-            }
+        Selection::Since(changes, spec_diff) => {
+            files = since(spec, spec_dir, changes, spec_diff.as_ref(), &in_scope, &mut reasons);
             propagate(graph, &in_scope, &mut reasons);
             Scope::Since {
                 since: changes.since.clone(),
@@ -257,6 +234,71 @@ pub fn plan(spec: &Spec, graph: &ImageGraph, request: &PlanRequest, spec_dir: &s
             }
         }
     }
+    let (images, levels) = assemble(graph, &in_scope, reasons);
+    Ok(BuildPlan { scope, variants, images, levels, ignored_files: files.ignored, unmapped_files: files.unmapped })
+}
+
+/// Changed files that rebuild nothing.
+#[derive(Default)]
+struct Files {
+    ignored: Vec<String>,
+    unmapped: Vec<String>,
+}
+
+/// Gives each node in scope the reasons the changed files give it, by the change rules; a
+/// change to the spec itself, when `spec_diff` explains it, only to the nodes whose definition
+/// changed.
+fn since(
+    spec: &Spec,
+    spec_dir: &str,
+    changes: &ChangeSet,
+    spec_diff: Option<&SpecDiff>,
+    in_scope: &[&NodeId],
+    reasons: &mut [Vec<Reason>],
+) -> Files {
+    let owners = Owners::new(spec, spec_dir, in_scope);
+    let rules = &spec.changes;
+    let mut files = Files::default();
+    for path in &changes.files {
+        if let Some(diff) = spec_diff.filter(|diff| diff.file == *path) {
+            for (why, id) in reasons.iter_mut().zip(in_scope) {
+                if let Some(fields) = diff.nodes.get(&(id.image.clone(), id.variant.clone())) {
+                    why.push(Reason::SpecChanged { fields: fields.clone() });
+                }
+            }
+            continue;
+        }
+        let candidate = Candidate::new(path);
+        if rules.ignore.set.is_match_candidate(&candidate) {
+            files.ignored.push(path.clone());
+            continue;
+        }
+        if rules.rebuild_all.set.is_match_candidate(&candidate) {
+            reasons.iter_mut().for_each(|why| why.push(Reason::RebuildAll { path: path.clone() }));
+            continue;
+        }
+        let slots = owners.of(path);
+        let test_only = rules.test_only.set.is_match_candidate(&candidate);
+        let reason = if test_only {
+            Reason::TestsChanged { path: path.clone() }
+        } else {
+            Reason::Changed { path: path.clone() }
+        };
+        match (slots.is_empty(), test_only) {
+            (true, true) => reasons.iter_mut().for_each(|why| why.push(reason.clone())),
+            (true, false) => files.unmapped.push(path.clone()),
+            (false, _) => slots.into_iter().for_each(|slot| reasons[*slot].push(reason.clone())),
+        }
+    }
+    files
+}
+
+/// The planned images (to build, level by level, then to re-test) and the names of each level.
+fn assemble(
+    graph: &ImageGraph,
+    in_scope: &[&NodeId],
+    mut reasons: Vec<Vec<Reason>>,
+) -> (Vec<PlannedImage>, Vec<Vec<String>>) {
     let slot: HashMap<&NodeId, usize> = in_scope.iter().enumerate().map(|(slot, id)| (*id, slot)).collect();
     let build: BTreeSet<NodeId> = in_scope
         .iter()
@@ -278,14 +320,8 @@ pub fn plan(spec: &Spec, graph: &ImageGraph, request: &PlanRequest, spec_dir: &s
             images.push(PlannedImage { id: (*id).clone(), action: Action::Test, level: None, reasons: why });
         }
     }
-    Ok(BuildPlan {
-        scope,
-        variants,
-        images,
-        levels: levels.iter().map(|ids| ids.iter().map(|id| id.name.clone()).collect()).collect(),
-        ignored_files,
-        unmapped_files,
-    })
+    let names = levels.iter().map(|ids| ids.iter().map(|id| id.name.clone()).collect()).collect();
+    (images, names)
 }
 
 /// The plan once the images that are built already are known: an image to build whose pin
@@ -366,23 +402,30 @@ struct Owners {
     by_dir: HashMap<String, Vec<usize>>,
     /// How many `/` the folders have, so each path needs one lookup per depth, not per parent.
     depths: BTreeSet<usize>,
+    /// Nodes whose folder is the repository root (a spec at the root with `dir: .`): they own
+    /// every path.
+    everywhere: Vec<usize>,
 }
 
 impl Owners {
     fn new(spec: &Spec, spec_dir: &str, in_scope: &[&NodeId]) -> Self {
         let mut by_dir: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut everywhere = Vec::new();
         for (slot, id) in in_scope.iter().enumerate() {
             let full = Spec::repo_path(spec_dir, &spec.images[&id.image].dir);
-            by_dir.entry(full.trim_end_matches('/').to_string()).or_default().push(slot);
+            match full.trim_end_matches('/') {
+                "" | "." => everywhere.push(slot),
+                dir => by_dir.entry(dir.to_string()).or_default().push(slot),
+            }
         }
         let depths = by_dir.keys().map(|dir| dir.matches('/').count()).collect();
-        Owners { by_dir, depths }
+        Owners { by_dir, depths, everywhere }
     }
 
     /// The slots of every node whose folder holds `path` (folders may nest).
     fn of(&self, path: &str) -> Vec<&usize> {
         let slashes: Vec<usize> = path.match_indices('/').map(|(at, _)| at).collect();
-        let mut out = Vec::new();
+        let mut out: Vec<&usize> = self.everywhere.iter().collect();
         for depth in &self.depths {
             if let Some(end) = slashes.get(*depth) {
                 out.extend(self.by_dir.get(&path[..*end]).map_or(&[][..], Vec::as_slice));

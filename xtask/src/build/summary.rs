@@ -95,6 +95,9 @@ pub fn failures(report: &BuildReport) -> String {
                     out.push_str(&format!("    | {line}\n"));
                 }
             }
+            if let Some(hint) = crate::hints::for_failed_step(&failure.message, &failure.tail) {
+                out.push_str(&format!("  hint: {hint}\n"));
+            }
             out.push_str(&format!("  full log: {}\n", failure.log.display()));
         }
     }

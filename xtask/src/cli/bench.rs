@@ -17,7 +17,8 @@ use crate::spec::Spec;
 
 #[derive(Debug, Subcommand)]
 pub enum Bench {
-    /// Load, validate and plan a generated stack (git excluded); target: under 50 ms
+    /// Load, validate and plan a generated stack (git excluded; target: under 50 ms), then a deep
+    /// chain of images in both orders
     Plan(PlanBench),
     /// No-op rebuild against engine cache replay, and a full build against its critical path
     Build(BuildBench),
@@ -59,6 +60,13 @@ pub struct PlanBench {
     /// Timed repetitions (the median is reported)
     #[arg(long, default_value_t = 15)]
     pub iterations: usize,
+    /// Images in the deep chain (each built on the one before), planned listed parents first and
+    /// children first; 0 skips it
+    #[arg(long, default_value_t = 20_000)]
+    pub chain: usize,
+    /// Timed repetitions of each chain (the median is reported)
+    #[arg(long, default_value_t = 3)]
+    pub chain_iterations: usize,
 }
 
 impl Bench {
@@ -115,6 +123,59 @@ pub fn generate_stack(dir: &Path, images: usize, files: usize) -> anyhow::Result
     Ok(changed)
 }
 
+/// How a generated chain is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chain {
+    pub images: usize,
+    /// Listed children first (else parents first).
+    pub children_first: bool,
+    /// The last image built on the first instead of on the base: a cycle through all.
+    pub closed: bool,
+    /// One folder for every image (`shared`), instead of one each.
+    pub shared_folder: bool,
+}
+
+/// The spec of a chain: `c-00000` built on `c-00001`, and so on, the last on a base, so that
+/// names sort children first and a depth-first search from the smallest name walks the whole
+/// chain.
+pub fn chain_spec(chain: Chain) -> String {
+    let mut spec = String::from(
+        "stack: {registry: registry.example.org, namespace: bench, tag_prefix: \"2026.11\"}\nbases:\n  debian: {image: localhost/debian:bookworm}\nimages:\n",
+    );
+    let images = chain.images;
+    let mut entries: Vec<usize> = (0..images).collect();
+    if !chain.children_first {
+        entries.reverse();
+    }
+    let folder = if chain.shared_folder { ", dir: shared" } else { "" };
+    for i in entries {
+        let parent = match (i + 1 == images, chain.closed) {
+            (false, _) => format!("c-{:05}", i + 1),
+            (true, false) => "debian".to_string(),
+            (true, true) => "c-00000".to_string(),
+        };
+        writeln!(spec, "  c-{i:05}: {{parent: {parent}{folder}}}").expect("writing to a string");
+    }
+    spec
+}
+
+/// Writes a chain's spec and its Dockerfiles under `dir/images`; returns the root image's
+/// Dockerfile as git would report it changed: the change rebuilds the whole chain, one image
+/// per level.
+pub fn generate_chain(dir: &Path, chain: Chain) -> anyhow::Result<BTreeSet<String>> {
+    let images_dir = dir.join("images");
+    let folders: Vec<String> = match chain.shared_folder {
+        true => vec!["shared".to_string()],
+        false => (0..chain.images).map(|i| format!("c-{i:05}")).collect(),
+    };
+    for folder in folders {
+        fs::create_dir_all(images_dir.join(&folder))?;
+        fs::write(images_dir.join(folder).join("Dockerfile"), "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")?;
+    }
+    fs::write(images_dir.join("spec.yml"), chain_spec(chain))?;
+    Ok(BTreeSet::from([format!("images/c-{:05}/Dockerfile", chain.images.saturating_sub(1))]))
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -124,8 +185,60 @@ fn ms(duration: Duration) -> String {
     format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
 }
 
+/// Medians of load + validate, graph, plan and their total over `iterations` runs, and the last
+/// plan.
+struct Timings {
+    load: Duration,
+    graph: Duration,
+    plan: Duration,
+    total: Duration,
+    last: plan::BuildPlan,
+}
+
+fn measure(spec_file: &Path, request: &PlanRequest, iterations: usize) -> anyhow::Result<Timings> {
+    let (mut load, mut graph_time, mut plan_time, mut total) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut last = None;
+    for _ in 0..iterations.max(1) {
+        let start = Instant::now();
+        let spec = Spec::load(spec_file)?;
+        let loaded = Instant::now();
+        let graph = ImageGraph::new(&spec);
+        let graphed = Instant::now();
+        let plan = plan::plan(&spec, &graph, request, "images")?;
+        let planned = Instant::now();
+        load.push(loaded - start);
+        graph_time.push(graphed - loaded);
+        plan_time.push(planned - graphed);
+        total.push(planned - start);
+        last = Some(plan);
+    }
+    Ok(Timings {
+        load: median(load),
+        graph: median(graph_time),
+        plan: median(plan_time),
+        total: median(total),
+        last: last.expect("at least one iteration"),
+    })
+}
+
+fn since(files: BTreeSet<String>) -> PlanRequest {
+    let changes = ChangeSet { since: "main".into(), merge_base: "0".repeat(40), files };
+    PlanRequest { selection: Selection::Since(changes, None), images: Vec::new(), variants: Variants::All }
+}
+
 impl PlanBench {
     pub fn run(&self, out: &mut dyn Write) -> anyhow::Result<()> {
+        self.wide(out)?;
+        if self.chain > 0 {
+            for children_first in [false, true] {
+                self.deep(children_first, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The wide stack: many images, many changed files.
+    fn wide(&self, out: &mut dyn Write) -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         writeln!(
             out,
@@ -136,25 +249,8 @@ impl PlanBench {
         )?;
         let files = generate_stack(dir.path(), self.images, self.files)?;
         let spec_file = dir.path().join("images").join("spec.yml");
-        let changes = ChangeSet { since: "main".into(), merge_base: "0".repeat(40), files };
-        let request = PlanRequest { selection: Selection::Since(changes), images: Vec::new(), variants: Variants::All };
-        let (mut load, mut graph_time, mut plan_time, mut total) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut last = None;
-        for _ in 0..self.iterations.max(1) {
-            let start = Instant::now();
-            let spec = Spec::load(&spec_file)?;
-            let loaded = Instant::now();
-            let graph = ImageGraph::new(&spec);
-            let graphed = Instant::now();
-            let plan = plan::plan(&spec, &graph, &request, "images")?;
-            let planned = Instant::now();
-            load.push(loaded - start);
-            graph_time.push(graphed - loaded);
-            plan_time.push(planned - graphed);
-            total.push(planned - start);
-            last = Some(plan);
-        }
-        let plan = last.expect("at least one iteration");
+        let timings = measure(&spec_file, &since(files), self.iterations)?;
+        let plan = &timings.last;
         writeln!(
             out,
             "plan: {} nodes to build, {} to re-test, {} changed files ({} ignored)",
@@ -164,16 +260,39 @@ impl PlanBench {
             plan.ignored_files.len()
         )?;
         writeln!(out, "median of {} runs (git excluded):", self.iterations.max(1))?;
-        writeln!(out, "  load + validate (spec and {} Dockerfiles)  {}", self.images, ms(median(load)))?;
-        writeln!(out, "  graph                                  {}", ms(median(graph_time)))?;
-        writeln!(out, "  plan                                   {}", ms(median(plan_time)))?;
-        let total = median(total);
+        writeln!(out, "  load + validate (spec and {} Dockerfiles)  {}", self.images, ms(timings.load))?;
+        writeln!(out, "  graph                                  {}", ms(timings.graph))?;
+        writeln!(out, "  plan                                   {}", ms(timings.plan))?;
         writeln!(
             out,
             "  total                                  {}  (target: under 50 ms: {})",
-            ms(total),
-            if total < Duration::from_millis(50) { "met" } else { "missed" }
+            ms(timings.total),
+            if timings.total < Duration::from_millis(50) { "met" } else { "missed" }
         )?;
+        Ok(())
+    }
+
+    /// A chain of `self.chain` images, its root changed: every image rebuilds, one per level.
+    fn deep(&self, children_first: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let order = if children_first { "children first" } else { "parents first" };
+        let start = Instant::now();
+        let chain = Chain { images: self.chain, children_first, closed: false, shared_folder: false };
+        let files = generate_chain(dir.path(), chain)?;
+        writeln!(out, "\nchain of {} images listed {order} (generated in {}) ...", self.chain, ms(start.elapsed()))?;
+        let spec_file = dir.path().join("images").join("spec.yml");
+        let timings = measure(&spec_file, &since(files), self.chain_iterations)?;
+        writeln!(
+            out,
+            "plan: {} nodes to build in {} levels; median of {} runs:",
+            timings.last.to_build().count(),
+            timings.last.levels.len(),
+            self.chain_iterations.max(1)
+        )?;
+        writeln!(out, "  load + validate  {}", ms(timings.load))?;
+        writeln!(out, "  graph            {}", ms(timings.graph))?;
+        writeln!(out, "  plan             {}", ms(timings.plan))?;
+        writeln!(out, "  total            {}", ms(timings.total))?;
         Ok(())
     }
 }

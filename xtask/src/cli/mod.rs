@@ -2,11 +2,12 @@
 //! command writes its result to the `out` it is given (standard output in `main`), so tests run
 //! commands exactly as users do.
 
-mod bench;
+pub mod bench;
 mod bench_registry;
 mod build;
 mod docs;
 mod graph;
+mod new;
 mod plan;
 mod refresh;
 mod release;
@@ -25,7 +26,8 @@ use crate::spec::Spec;
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// The stack's spec file [default: images/spec.yml in this repository]
+    /// The stack's spec file [default: images/spec.yml in the current directory or the nearest
+    /// folder above it, up to the repository's root]
     #[arg(long, global = true, value_name = "PATH")]
     pub spec: Option<PathBuf>,
     #[command(subcommand)]
@@ -40,6 +42,8 @@ pub enum Command {
     Build(build::Build),
     /// Draw the whole stack, variants included, as Graphviz dot or Mermaid
     Graph(graph::Graph),
+    /// Add an image: its spec entry, Dockerfile, README and first tests, then what to edit
+    New(new::New),
     /// Tag built images: branch, commit and date tags, and version tags computed inside each image
     Tag(tag::Tag),
     /// Push tagged images that passed their tests, or promote a tested tag (`--promote`)
@@ -56,7 +60,14 @@ pub enum Command {
 
 impl Cli {
     pub fn spec_path(&self) -> PathBuf {
-        self.spec.clone().unwrap_or_else(crate::paths::default_spec)
+        self.spec_source().path
+    }
+
+    /// The spec this command reads: `--spec`, else found from the current directory, else the
+    /// compiled-in default (see [`crate::spec::find`]).
+    pub fn spec_source(&self) -> crate::spec::find::Located {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        crate::spec::find::locate(self.spec.as_deref(), &cwd, &crate::paths::default_spec())
     }
 
     /// The spec, with this run's environment applied (`STACK_NAMESPACE`).
@@ -69,6 +80,7 @@ impl Cli {
             Command::Plan(command) => command.run(self, out).await,
             Command::Build(command) => command.run(self, out).await,
             Command::Graph(command) => command.run(self, out),
+            Command::New(command) => command.run(self, out),
             Command::Tag(command) => command.run(self, out).await,
             Command::Release(command) => command.run(self, out).await,
             Command::Docs(command) => command.run(self, out).await,

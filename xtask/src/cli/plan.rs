@@ -6,10 +6,13 @@ use std::path::Path;
 use clap::{Args, ValueEnum};
 
 use super::Cli;
-use crate::git::Repo;
+use crate::git::{ChangeSet, Repo};
 use crate::graph::ImageGraph;
 use crate::plan::{self, PlanRequest, Selection, Variants};
 use crate::render;
+use crate::spec::diff::{self, SpecDiff};
+use crate::spec::input::SPEC_MAX_BYTES;
+use crate::spec::Spec;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum PlanFormat {
@@ -101,7 +104,7 @@ pub fn asks_registry(flag: bool, spec: &crate::spec::Spec) -> bool {
 
 impl Selector {
     /// Builds the plan this selector describes, running git for `--since`.
-    pub fn plan(&self, cli: &Cli) -> Result<(crate::spec::Spec, plan::BuildPlan, String), crate::error::Error> {
+    pub fn plan(&self, cli: &Cli) -> Result<(Spec, plan::BuildPlan, String), crate::error::Error> {
         let spec = cli.load_spec()?;
         let graph = ImageGraph::new(&spec);
         let spec_dir = absolute(&spec.dir);
@@ -111,7 +114,8 @@ impl Selector {
                 let changes = repo.changes_since(reference)?;
                 let root = absolute(repo.root());
                 let relative = spec_dir.strip_prefix(&root).unwrap_or(&spec_dir).to_string_lossy().replace('\\', "/");
-                (Selection::Since(changes), relative)
+                let diff = spec_diff(&repo, &changes, &spec, &relative)?;
+                (Selection::Since(changes, diff), relative)
             }
             None if self.all || self.images.is_empty() => (Selection::All, spec.folder_name()),
             None => (Selection::Requested, spec.folder_name()),
@@ -127,6 +131,22 @@ impl Selector {
     }
 }
 
+/// When the branch changed the spec: what that changes image by image, comparing the spec at
+/// the merge base with this one ([`diff::against`]).
+fn spec_diff(
+    repo: &Repo,
+    changes: &ChangeSet,
+    spec: &Spec,
+    spec_dir: &str,
+) -> Result<Option<SpecDiff>, crate::git::GitError> {
+    let file = spec.repo_file(spec_dir);
+    if !changes.files.contains(&file) {
+        return Ok(None);
+    }
+    let before = repo.file_at(&changes.merge_base, &file, SPEC_MAX_BYTES)?;
+    Ok(diff::against(spec, file, before.as_deref()))
+}
+
 fn absolute(path: &Path) -> std::path::PathBuf {
     let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
     path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
@@ -137,7 +157,7 @@ impl Plan {
         let (spec, plan, spec_dir) = self.selector.plan(cli)?;
         let plan = if asks_registry(self.registry, &spec) { mark_built(&spec, plan).await? } else { plan };
         let text = match self.format {
-            PlanFormat::Text => render::plan::text(&plan),
+            PlanFormat::Text => format!("spec: {}\n{}", cli.spec_source(), render::plan::text(&plan)),
             PlanFormat::Json => render::plan::json(&spec, &plan, &spec_dir),
             PlanFormat::GithubMatrix => render::plan::github_matrix(&plan),
             PlanFormat::GithubLevels => render::plan::github_levels(&spec, &plan),

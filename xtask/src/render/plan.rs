@@ -85,6 +85,8 @@ fn push_files(out: &mut String, title: &str, files: &[String]) {
 #[derive(Serialize)]
 struct JsonPlan<'a> {
     schema: &'static str,
+    /// The spec planned, relative to the repository root.
+    spec: String,
     selection: JsonSelection<'a>,
     variants: &'a [String],
     levels: &'a [Vec<String>],
@@ -133,24 +135,35 @@ struct JsonReason<'a> {
     pin: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     place: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a [String]>,
     text: String,
 }
 
 fn json_reason(reason: &Reason) -> JsonReason<'_> {
-    let (path, image) = match reason {
+    let mut json = JsonReason {
+        kind: reason.kind(),
+        path: None,
+        image: None,
+        pin: None,
+        place: None,
+        fields: None,
+        text: reason.to_string(),
+    };
+    match reason {
         Reason::Changed { path } | Reason::RebuildAll { path } | Reason::TestsChanged { path } => {
-            (Some(path.as_str()), None)
+            json.path = Some(path)
         }
-        Reason::ParentRebuilt { parent } | Reason::ParentTestsChanged { parent } => (None, Some(parent.as_str())),
-        Reason::DependencyRebuilt { dependency } => (None, Some(dependency.as_str())),
-        Reason::All | Reason::Requested => (None, None),
-        Reason::UpToDate { .. } => (None, None),
-    };
-    let (pin, place) = match reason {
-        Reason::UpToDate { pin, place } => (Some(pin.as_str()), Some(place.as_str())),
-        _ => (None, None),
-    };
-    JsonReason { kind: reason.kind(), path, image, pin, place, text: reason.to_string() }
+        Reason::ParentRebuilt { parent } | Reason::ParentTestsChanged { parent } => json.image = Some(parent),
+        Reason::DependencyRebuilt { dependency } => json.image = Some(dependency),
+        Reason::SpecChanged { fields } => json.fields = Some(fields),
+        Reason::UpToDate { pin, place } => {
+            json.pin = Some(pin);
+            json.place = Some(place);
+        }
+        Reason::All | Reason::Requested => {}
+    }
+    json
 }
 
 /// The plan as JSON; paths are relative to the repository root (`spec_dir` is the spec's folder).
@@ -191,6 +204,7 @@ pub fn json(spec: &Spec, plan: &BuildPlan, spec_dir: &str) -> String {
         .collect();
     let document = JsonPlan {
         schema: PLAN_SCHEMA,
+        spec: spec.repo_file(spec_dir),
         selection: JsonSelection { mode, since, merge_base, changed_files },
         variants: &plan.variants,
         levels: &plan.levels,

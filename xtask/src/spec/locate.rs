@@ -44,6 +44,11 @@ impl Locations {
         self.keys.get(&joined(path)).copied()
     }
 
+    /// Where the value at `path` starts, only when it is written.
+    pub fn value_exact(&self, path: &[&str]) -> Option<Pos> {
+        self.values.get(&joined(path)).copied()
+    }
+
     /// Where the value at `path` starts; falls back to its key, then to the nearest ancestor.
     pub fn value(&self, path: &[&str]) -> Option<Pos> {
         let full = joined(path);

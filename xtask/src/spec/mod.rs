@@ -5,11 +5,15 @@
 //! The format is documented in `docs/spec.md`. This module and its children only read files;
 //! they never run git or talk to an engine.
 
+pub mod diff;
+pub mod find;
+pub mod input;
+pub mod limits;
 mod locate;
 mod raw;
 mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use globset::GlobSet;
@@ -164,7 +168,13 @@ impl Spec {
 
     /// Validates spec text as if it were read from `file` (whose directory holds the images).
     pub fn parse(file: &Path, text: &str) -> Result<Spec, Diagnostics> {
-        validate::parse(file, text)
+        validate::parse(file, text, validate::Files::Check)
+    }
+
+    /// Validates spec text without looking at the folders and Dockerfiles it names: for an older
+    /// version of the spec, whose files may be gone (`plan --since` compares it with this one).
+    pub fn parse_alone(file: &Path, text: &str) -> Result<Spec, Diagnostics> {
+        validate::parse(file, text, validate::Files::Skip)
     }
 
     /// The name of the spec's folder (`images`): where change rules, which are relative to the
@@ -180,9 +190,34 @@ impl Spec {
         let path = path.to_string_lossy().replace('\\', "/");
         if spec_dir.is_empty() || spec_dir == "." {
             path
+        } else if path.is_empty() {
+            spec_dir.to_string()
         } else {
             format!("{spec_dir}/{path}")
         }
+    }
+
+    /// The spec file as seen from the repository root (`images/spec.yml`), given the spec
+    /// folder's own path there.
+    pub fn repo_file(&self, spec_dir: &str) -> String {
+        let name = self.file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        Spec::repo_path(spec_dir, Path::new(&name))
+    }
+
+    /// Each variant, in the stack's order, with the images built in it, in the spec's order:
+    /// one pass over the nodes, whatever the number of variants.
+    pub fn images_by_variant(&self) -> Vec<(&Variant, Vec<&Image>)> {
+        let position: HashMap<&str, usize> =
+            self.variants.iter().enumerate().map(|(i, variant)| (variant.name.as_str(), i)).collect();
+        let mut out: Vec<(&Variant, Vec<&Image>)> = self.variants.iter().map(|variant| (variant, Vec::new())).collect();
+        for image in self.images.values() {
+            for variant in &image.variants {
+                if let Some(i) = position.get(variant.as_str()) {
+                    out[*i].1.push(image);
+                }
+            }
+        }
+        out
     }
 
     pub fn default_variant(&self) -> &str {

@@ -27,18 +27,23 @@ fn unique<'de, D: Deserializer<'de>, V: Deserialize<'de>>(deserializer: D) -> Re
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a mapping")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = IndexMap::new();
-            while let Some((key, value)) = map.next_entry::<String, V>()? {
-                if out.contains_key(&key) {
-                    return Err(de::Error::custom(format!("{DUPLICATE_KEY} `{key}`")));
-                }
-                out.insert(key, value);
-            }
-            Ok(out)
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            unique_entries(map)
         }
     }
     deserializer.deserialize_map(Unique(PhantomData))
+}
+
+/// The entries of a mapping, refusing a key written twice.
+fn unique_entries<'de, A: MapAccess<'de>, V: Deserialize<'de>>(mut map: A) -> Result<IndexMap<String, V>, A::Error> {
+    let mut out = IndexMap::new();
+    while let Some((key, value)) = map.next_entry::<String, V>()? {
+        if out.contains_key(&key) {
+            return Err(de::Error::custom(format!("{DUPLICATE_KEY} `{key}`")));
+        }
+        out.insert(key, value);
+    }
+    Ok(out)
 }
 
 fn unique_args<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BuildArgs, D::Error> {
@@ -47,6 +52,7 @@ fn unique_args<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BuildArgs, 
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "the spec: a mapping with `stack`, `images` and the other keys of docs/spec.md")]
 pub struct RawSpec {
     pub stack: RawStack,
     #[serde(default, deserialize_with = "unique_args")]
@@ -68,6 +74,7 @@ pub struct RawSpec {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping with `registry`, `namespace` and `tag_prefix`")]
 pub struct RawStack {
     pub registry: String,
     pub namespace: String,
@@ -88,6 +95,7 @@ pub struct RawStack {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a variant: a mapping with `suffix`, `description` or `build_args` (or `{}`)")]
 pub struct RawVariant {
     #[serde(default)]
     pub suffix: Option<String>,
@@ -102,6 +110,7 @@ pub struct RawVariant {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a base: a mapping with `image` and optionally `description` and `recipe`")]
 pub struct RawBase {
     pub image: String,
     #[serde(default)]
@@ -119,6 +128,7 @@ pub struct RawBase {
 /// relative to the spec's folder).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a recipe: `{debootstrap: {...}}` or `{import: rootfs.tar}`")]
 pub struct RawRecipe {
     #[serde(default)]
     pub debootstrap: Option<Debootstrap>,
@@ -129,6 +139,7 @@ pub struct RawRecipe {
 /// `debootstrap --variant=<variant> [--include=...] <suite> DIR <mirror>`, then `docker import`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping with `suite` and `mirror` (and optionally `variant`, `include`, `components`)")]
 pub struct Debootstrap {
     pub suite: String,
     pub mirror: String,
@@ -146,6 +157,7 @@ fn default_debootstrap_variant() -> String {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "an image: a mapping with `parent` and the other image keys of docs/spec.md")]
 pub struct RawImage {
     #[serde(default)]
     pub description: Option<String>,
@@ -174,23 +186,109 @@ pub struct RawImage {
 }
 
 /// One size budget for every variant, or one per variant.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum RawBudget {
-    Same(String),
-    PerVariant(IndexMap<String, String>),
+    Same(RawSize),
+    PerVariant(IndexMap<String, RawSize>),
 }
 
+/// A size as written: text such as `1.5 GB`, or a bare number, which `validate` refuses with the
+/// unit it lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawSize(pub String);
+
 /// One parent for every variant, or one per variant.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum RawParent {
     Same(String),
     PerVariant(IndexMap<String, String>),
 }
 
+/// The visitor of a value that is a scalar or a mapping, with what to make of each.
+struct ScalarOrMap<T> {
+    expecting: &'static str,
+    scalar: fn(String) -> T,
+    /// Whether a number is read as its text (else it is refused).
+    numbers: bool,
+    /// What a mapping makes; `None` refuses mappings.
+    map: Option<fn(IndexMap<String, String>) -> T>,
+}
+
+impl<'de, T> Visitor<'de> for ScalarOrMap<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<T, E> {
+        Ok((self.scalar)(value.to_string()))
+    }
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<T, E> {
+        self.number(value.to_string(), de::Unexpected::Unsigned(value))
+    }
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<T, E> {
+        self.number(value.to_string(), de::Unexpected::Signed(value))
+    }
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<T, E> {
+        self.number(value.to_string(), de::Unexpected::Float(value))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        let Some(make) = self.map else {
+            return Err(de::Error::invalid_type(de::Unexpected::Map, &self));
+        };
+        Ok(make(unique_entries::<A, SizeOrName>(map)?.into_iter().map(|(k, v)| (k, v.0)).collect()))
+    }
+}
+
+impl<T> ScalarOrMap<T> {
+    fn number<E: de::Error>(self, text: String, unexpected: de::Unexpected<'_>) -> Result<T, E> {
+        if self.numbers {
+            Ok((self.scalar)(text))
+        } else {
+            Err(E::invalid_type(unexpected, &self))
+        }
+    }
+}
+
+/// A map value of a parent or budget: text, or a number kept as its text (a budget's `300` is
+/// then refused for its missing unit; a parent's for not being a name).
+struct SizeOrName(String);
+
+impl<'de> Deserialize<'de> for SizeOrName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarOrMap {
+            expecting: "a single value",
+            scalar: SizeOrName,
+            numbers: true,
+            map: None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RawBudget {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarOrMap {
+            expecting: "a size such as `1.5 GB`, or a map from variant to size",
+            scalar: |text| RawBudget::Same(RawSize(text)),
+            numbers: true,
+            map: Some(|map| RawBudget::PerVariant(map.into_iter().map(|(k, v)| (k, RawSize(v))).collect())),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RawParent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarOrMap {
+            expecting: "a parent's name, or a map from variant to a parent's name",
+            scalar: RawParent::Same,
+            numbers: false,
+            map: Some(RawParent::PerVariant),
+        })
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a mapping with `ignore`, `rebuild_all` or `test_only`")]
 pub struct RawChanges {
     #[serde(default)]
     pub ignore: Vec<String>,

@@ -13,7 +13,7 @@ fn plan_since(stack: &Stack, variants: Variants) -> Vec<String> {
     let spec = Spec::load(&stack.spec_file()).unwrap();
     let graph = ImageGraph::new(&spec);
     let changes = Repo::discover(stack.root()).unwrap().changes_since("main").unwrap();
-    let request = PlanRequest { selection: Selection::Since(changes), images: Vec::new(), variants };
+    let request = PlanRequest { selection: Selection::Since(changes, None), images: Vec::new(), variants };
     let plan = plan(&spec, &graph, &request, "images").unwrap();
     plan.images
         .iter()
@@ -69,7 +69,8 @@ fn ignored_paths_rebuild_nothing() {
     assert_eq!(plan_since(&stack, Variants::Default), Vec::<String>::new());
     let spec = Spec::load(&stack.spec_file()).unwrap();
     let changes = Repo::discover(stack.root()).unwrap().changes_since("main").unwrap();
-    let request = PlanRequest { selection: Selection::Since(changes), images: Vec::new(), variants: Variants::Default };
+    let request =
+        PlanRequest { selection: Selection::Since(changes, None), images: Vec::new(), variants: Variants::Default };
     let plan = plan(&spec, &ImageGraph::new(&spec), &request, "images").unwrap();
     assert_eq!(plan.ignored_files, ["images/base/README.md"]);
     assert_eq!(plan.unmapped_files, ["notes.txt"]);
@@ -122,11 +123,12 @@ fn a_root_change_rebuilds_its_descendants_in_every_variant() {
 #[test]
 fn a_rebuild_all_path_rebuilds_everything() {
     let stack = Stack::new();
+    stack.edit_spec("rebuild_all: [\"images/spec.yml\"]", "rebuild_all: [\"images/shared.sh\"]");
     stack.git_init();
-    stack.edit_spec("GREETING: hello", "GREETING: bonjour");
+    stack.write("images/shared.sh", "echo shared by every image\n");
     let plan = plan_since(&stack, Variants::Default);
     assert_eq!(plan.len(), 4);
-    assert!(plan.iter().all(|line| line.contains("build [rebuild all: images/spec.yml")), "{plan:#?}");
+    assert!(plan.iter().all(|line| line.contains("build [rebuild all: images/shared.sh")), "{plan:#?}");
 }
 
 #[test]
@@ -148,4 +150,141 @@ fn a_directory_outside_git_is_a_clear_error() {
     let error = Repo::discover(stack.root()).unwrap_err();
     assert!(matches!(error, GitError::NotARepository(_)), "{error}");
     assert!(error.to_string().contains("is not inside a git repository"), "{error}");
+}
+
+/// `dir: ./tools/` is the folder `tools`: changes there rebuild the image, and the plan's JSON
+/// names the context as git does.
+#[test]
+fn a_folder_written_with_dots_and_slashes_still_owns_its_files() {
+    let stack = Stack::new();
+    stack.edit_spec("  tools:\n    parent: debian\n", "  tools:\n    parent: debian\n    dir: ./tools/\n");
+    stack.git_init();
+    stack.write("images/tools/Dockerfile", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo tools v2\n");
+    assert_eq!(
+        plan_since(&stack, Variants::Default),
+        [
+            "tools build [changed: images/tools/Dockerfile]",
+            "app build [dependency rebuilt: tools]",
+            "extra build [parent rebuilt: app]",
+        ]
+    );
+    let json = since_json(&stack, &["--format", "json"]);
+    assert_eq!(json["images"][0]["context"], "images/tools");
+}
+
+/// `plan --since main` run as users run it, as JSON.
+fn since_json(stack: &Stack, args: &[&str]) -> serde_json::Value {
+    let spec = stack.spec_file().display().to_string();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["--spec", &spec, "plan", "--since", "main"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The JSON plan as `name action [reasons]` lines.
+fn lines(json: &serde_json::Value) -> Vec<String> {
+    let images = json["images"].as_array().unwrap();
+    images
+        .iter()
+        .map(|image| {
+            let reasons: Vec<&str> =
+                image["reasons"].as_array().unwrap().iter().map(|r| r["text"].as_str().unwrap()).collect();
+            format!(
+                "{} {} [{}]",
+                image["name"].as_str().unwrap(),
+                image["action"].as_str().unwrap(),
+                reasons.join("; ")
+            )
+        })
+        .collect()
+}
+
+/// An edit of the spec rebuilds the images whose definition it changes, saying which field,
+/// not the whole stack.
+#[rstest::rstest]
+#[case::a_new_image(
+    "doc_commands:\n  os-release",
+    "  late:\n    parent: base\n    dir: tools\ndoc_commands:\n  os-release",
+    &[],
+    &["late build [spec changed: new image]"]
+)]
+#[case::an_image_build_arg(
+    "    depends_on: [tools]\n",
+    "    depends_on: [tools]\n    build_args: {FLAVOUR: \"2\"}\n",
+    &[],
+    &["app build [spec changed: build_args.FLAVOUR]", "extra build [parent rebuilt: app]"]
+)]
+#[case::a_variant_build_arg(
+    "ACCELERATOR: cuda",
+    "ACCELERATOR: rocm",
+    &["--all-variants"],
+    &[
+        "base@gpu build [spec changed: build_args.ACCELERATOR]",
+        "tools@gpu build [spec changed: build_args.ACCELERATOR]",
+        "app@gpu build [spec changed: build_args.ACCELERATOR; parent rebuilt: base@gpu; dependency rebuilt: tools@gpu]",
+    ]
+)]
+#[case::a_parent("    parent: app\n", "    parent: base\n", &[], &["extra build [spec changed: parent]"])]
+#[case::a_size_budget(
+    "    variants: [cpu]\n",
+    "    variants: [cpu]\n    size_budget: 10 MB\n",
+    &[],
+    &["extra build [spec changed: size_budget]"]
+)]
+#[case::a_base_reference(
+    "image: localhost/debian:bookworm",
+    "image: localhost/debian:trixie",
+    &[],
+    &[
+        "base build [spec changed: bases.debian.image]",
+        "tools build [spec changed: bases.debian.image]",
+        "app build [parent rebuilt: base; dependency rebuilt: tools]",
+        "extra build [parent rebuilt: app]",
+    ]
+)]
+#[case::only_a_description("  tools:\n", "  tools:\n    description: Tools for the app.\n", &[], &[])]
+#[case::only_documentation("  os-release: cat /etc/os-release", "  os-release: cat /etc/issue", &[], &[])]
+fn a_spec_edit_rebuilds_what_it_changes(
+    #[case] from: &str,
+    #[case] to: &str,
+    #[case] args: &[&str],
+    #[case] expected: &[&str],
+) {
+    let stack = Stack::new();
+    let sh = stack.git_init();
+    cmd!(sh, "git checkout -q -b feature").run().unwrap();
+    stack.edit_spec(from, to);
+    stack.commit(&sh, "edit the spec");
+    let mut all = vec!["--format", "json"];
+    all.extend(args);
+    assert_eq!(lines(&since_json(&stack, &all)), expected);
+}
+
+/// A stack-wide build argument is in every image's definition: every image rebuilds, each
+/// saying why.
+#[test]
+fn a_stack_build_arg_rebuilds_every_image() {
+    let stack = Stack::new();
+    stack.git_init();
+    stack.edit_spec("GREETING: hello", "GREETING: bonjour");
+    let plan = lines(&since_json(&stack, &["--format", "json"]));
+    assert_eq!(plan.len(), 4, "{plan:#?}");
+    assert!(plan.iter().all(|line| line.contains("build [spec changed: build_args.GREETING")), "{plan:#?}");
+}
+
+/// When the spec at the merge base cannot be read as a spec, the change rules decide, as for
+/// any other file (here `rebuild_all`).
+#[test]
+fn an_invalid_spec_at_the_merge_base_falls_back_to_the_rules() {
+    let stack = Stack::new();
+    stack.edit_spec("    parent: base\n", "    parent: nowhere\n");
+    let sh = stack.git_init();
+    cmd!(sh, "git checkout -q -b fix").run().unwrap();
+    stack.edit_spec("    parent: nowhere\n", "    parent: base\n");
+    let plan = lines(&since_json(&stack, &["--format", "json"]));
+    assert_eq!(plan.len(), 4, "{plan:#?}");
+    assert!(plan.iter().all(|line| line.contains("build [rebuild all: images/spec.yml")), "{plan:#?}");
 }

@@ -89,7 +89,105 @@ fn the_fixture_is_valid() {
     "  tools:\n",
     Code::DuplicateName,
     "images/spec.yml:29:3",
-    "`tools` is declared twice in `images`\n  hint: the first is at "
+    "`tools` is declared twice in `images`, at lines 24 and 29\n  hint: the first is at "
+)]
+#[case::duplicate_field_in_an_image(
+    "    parent: base\n",
+    "    parent: base\n    parent: tools\n",
+    Code::DuplicateName,
+    "images/spec.yml:28:5",
+    "`parent` is declared twice in `images.app`, at lines 27 and 28"
+)]
+#[case::duplicate_field_in_the_stack(
+    "  namespace: fixture\n",
+    "  namespace: fixture\n  namespace: other\n",
+    Code::DuplicateName,
+    "images/spec.yml:4:3",
+    "`namespace` is declared twice in `stack`, at lines 3 and 4"
+)]
+#[case::size_budget_without_a_unit(
+    "    doc_commands: [os-release]\n",
+    "    doc_commands: [os-release]\n    size_budget: 300\n",
+    Code::InvalidValue,
+    "images/spec.yml:24:18",
+    "`300` is a number without a unit\n  hint: write the unit, such as `300 MB`"
+)]
+#[case::size_budget_fraction_without_a_unit(
+    "    doc_commands: [os-release]\n",
+    "    doc_commands: [os-release]\n    size_budget: 1.5\n",
+    Code::InvalidValue,
+    "images/spec.yml:24:18",
+    "`1.5` is a number without a unit"
+)]
+#[case::size_budget_per_variant_without_a_unit(
+    "    doc_commands: [os-release]\n",
+    "    doc_commands: [os-release]\n    size_budget: {cpu: 1 GB, gpu: 2048}\n",
+    Code::InvalidValue,
+    "images/spec.yml:24:35",
+    "`2048` is a number without a unit"
+)]
+#[case::size_budget_as_a_list(
+    "    doc_commands: [os-release]\n",
+    "    doc_commands: [os-release]\n    size_budget: [1 GB]\n",
+    Code::InvalidValue,
+    "images/spec.yml:24:18",
+    "expected a size such as `1.5 GB`, or a map from variant to size"
+)]
+#[case::parent_as_a_number(
+    "    parent: base\n",
+    "    parent: 5\n",
+    Code::InvalidValue,
+    "images/spec.yml:27:13",
+    "invalid type: integer `5`, expected a parent's name, or a map from variant to a parent's name"
+)]
+#[case::parent_as_a_list(
+    "    parent: base\n",
+    "    parent: [base]\n",
+    Code::InvalidValue,
+    "images/spec.yml:27:13",
+    "expected a parent's name, or a map from variant to a parent's name"
+)]
+#[case::stack_as_a_string(
+    "stack:\n  registry: registry.example.org\n  namespace: fixture\n  tag_prefix: \"1.0\"\n",
+    "stack: ghcr.io\n",
+    Code::InvalidValue,
+    "images/spec.yml:1:8",
+    "expected a mapping with `registry`, `namespace` and `tag_prefix`"
+)]
+#[case::dir_outside_the_spec_folder(
+    "  tools:\n    parent: debian\n",
+    "  tools:\n    parent: debian\n    dir: ../elsewhere/tools\n",
+    Code::InvalidPath,
+    "images/spec.yml:26:10",
+    "image `tools`: `dir: ../elsewhere/tools` leaves the spec's folder (images)"
+)]
+#[case::dir_absolute(
+    "  tools:\n    parent: debian\n",
+    "  tools:\n    parent: debian\n    dir: /srv/tools\n",
+    Code::InvalidPath,
+    "images/spec.yml:26:10",
+    "image `tools`: `dir: /srv/tools` is an absolute path"
+)]
+#[case::dockerfile_outside_the_image_folder(
+    "  tools:\n    parent: debian\n",
+    "  tools:\n    parent: debian\n    dockerfile: ../base/Dockerfile\n",
+    Code::InvalidPath,
+    "images/spec.yml:26:17",
+    "image `tools`: `dockerfile: ../base/Dockerfile` is not a file inside the image's folder"
+)]
+#[case::two_documents(
+    "  test_only: [\"images/*/tests/**\", \"images/tests/**\"]\n",
+    "  test_only: [\"images/*/tests/**\", \"images/tests/**\"]\n---\nimages: {}\n",
+    Code::Syntax,
+    "images/spec.yml:38:1",
+    "the spec holds more than one YAML document: a second one starts here"
+)]
+#[case::gpu_only_cycle(
+    "    parent: base\n    depends_on: [tools]\n  extra:\n    parent: app\n    variants: [cpu]\n",
+    "    parent: {cpu: base, gpu: extra}\n    depends_on: [tools]\n  extra:\n    parent: app\n",
+    Code::Cycle,
+    "images/spec.yml:27:30",
+    "the images form a cycle in variant `gpu`: app -> extra -> app\n  hint: each arrow reads \"is built on\" (parent or depends_on) in variant `gpu`"
 )]
 #[case::image_named_like_base(
     "    variants: [cpu]\n",
@@ -293,4 +391,287 @@ fn version_tags_are_inherited_along_the_parent_chain() {
     assert_eq!(names("app", "gpu"), ["os", "app"], "the parent's first, each once");
     assert_eq!(names("extra", "cpu"), ["os", "app"]);
     assert!(names("tools", "cpu").is_empty(), "tools is built on the base, not on `base`");
+}
+
+/// The one diagnostic of loading `path`: its code, its location (line and column, 0 for a whole
+/// file), its text.
+fn load_error(path: &std::path::Path) -> (Code, usize, usize, String) {
+    let diagnostics = Spec::load(path).expect_err("the spec should be refused");
+    assert_eq!(diagnostics.0.len(), 1, "{diagnostics}");
+    let d = &diagnostics.0[0];
+    assert!(d.hint.is_some(), "every diagnostic has a hint: {d}");
+    let (line, column) = d.location.as_ref().map_or((0, 0), |l| (l.line, l.column));
+    (d.code, line, column, d.to_string())
+}
+
+/// Each way a spec cannot be read gets its own cause and fix.
+#[rstest]
+#[case::missing("images/nope.yml", Code::Io, "does not exist\n  hint: run from inside the stack's repository")]
+#[case::a_folder_holding_the_spec(
+    "images",
+    Code::Io,
+    "is a folder, not a file\n  hint: pass the file itself: `--spec "
+)]
+#[case::a_folder("images/base", Code::Io, "is a folder, not a file\n  hint: pass the spec file itself")]
+#[case::a_symlink_loop("loop.yml", Code::Io, "is a symbolic link that leads back to itself")]
+#[case::a_file_for_a_folder("images/spec.yml/spec.yml", Code::Io, "a part of the path is a file, not a folder")]
+fn an_unreadable_spec_says_why(#[case] relative: &str, #[case] code: Code, #[case] message: &str) {
+    let stack = Stack::new();
+    std::os::unix::fs::symlink(stack.root().join("loop.yml"), stack.root().join("loop.yml")).unwrap();
+    let (found, _, _, text) = load_error(&stack.root().join(relative));
+    assert_eq!(found, code, "{text}");
+    assert!(text.contains(message), "{text}");
+}
+
+/// Bytes that are not UTF-8, in the spec or a Dockerfile, are placed at their line and column.
+#[rstest]
+#[case::in_the_spec("images/spec.yml", "  GREETING: hello", "  GREETING: caf\u{e9}", 6, 16)]
+#[case::in_a_dockerfile("images/tools/Dockerfile", "RUN echo tools", "RUN echo t\u{f6}ols", 3, 11)]
+fn a_byte_that_is_not_utf8_is_placed(
+    #[case] relative: &str,
+    #[case] from: &str,
+    #[case] to: &str,
+    #[case] line: usize,
+    #[case] column: usize,
+) {
+    let stack = Stack::new();
+    let path = stack.root().join(relative);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from));
+    // Written as Latin-1: one byte per character.
+    let latin1: Vec<u8> = text.replacen(from, to, 1).chars().map(|c| c as u32 as u8).collect();
+    std::fs::write(&path, latin1).unwrap();
+    let diagnostics = Spec::load(&stack.spec_file()).expect_err("refused");
+    let d = &diagnostics.0[0];
+    assert_eq!(d.code, Code::Encoding, "{diagnostics}");
+    assert_eq!(d.location.as_ref().map(|l| (l.file.clone(), l.line, l.column)), Some((path, line, column)));
+    assert!(
+        d.to_string().contains(&format!("at line {line}, column {column}")) && d.to_string().contains("iconv"),
+        "{d}"
+    );
+}
+
+/// Inputs of any size fail fast, with a bounded amount of memory, and say which limit.
+#[rstest]
+#[case::endless_device(None, "/dev/zero", "is larger than 2 MiB")]
+#[case::a_huge_spec(Some(huge_spec as fn() -> String), "images/spec.yml", "is larger than 2 MiB")]
+#[case::deep_flow(Some(deep_flow as fn() -> String), "images/spec.yml", "nests more than 32 levels deep")]
+#[case::deep_block(Some(deep_block as fn() -> String), "images/spec.yml", "nests more than 32 levels deep")]
+#[case::alias_bomb(Some(alias_bomb as fn() -> String), "images/spec.yml", "aliases expand it past 8 MiB")]
+#[case::nested_aliases(Some(nested_aliases as fn() -> String), "images/spec.yml", "aliases expand it past 8 MiB")]
+#[case::many_variants(Some(many_variants as fn() -> String), "images/spec.yml", "the spec declares 65 variants; the most is 64")]
+#[case::many_nodes(Some(many_nodes as fn() -> String), "images/spec.yml", "the spec declares 204800 images in all their variants; the most is 200000")]
+#[case::many_edges(Some(many_edges as fn() -> String), "images/spec.yml", "the spec declares 1000064 parents and dependencies in all variants; the most is 1000000")]
+fn oversized_inputs_are_refused_at_once(
+    #[case] text: Option<fn() -> String>,
+    #[case] relative: &str,
+    #[case] message: &str,
+) {
+    let stack = Stack::new();
+    let path = match text {
+        Some(text) => {
+            std::fs::write(stack.spec_file(), text()).unwrap();
+            stack.root().join(relative)
+        }
+        None => std::path::PathBuf::from(relative),
+    };
+    let (code, _, _, text) = load_error(&path);
+    assert_eq!(code, Code::Limit, "{text}");
+    assert!(text.contains(message), "{text}");
+}
+
+fn fixture_text() -> String {
+    std::fs::read_to_string(crate::common::fixture_dir().join("images/spec.yml")).unwrap()
+}
+
+fn huge_spec() -> String {
+    let mut text = fixture_text();
+    text.push_str(&format!("# {}\n", "x".repeat(2 * 1024 * 1024)));
+    text
+}
+
+fn deep_flow() -> String {
+    fixture_text().replace("GREETING: hello", &format!("GREETING: {}", "[".repeat(100_000)))
+}
+
+fn deep_block() -> String {
+    format!("{}x:\n{}a\n", fixture_text(), "- ".repeat(100_000))
+}
+
+/// One 1 MiB string, used a thousand times: a 1 MiB file that serde_yaml would make 1 GB.
+fn alias_bomb() -> String {
+    let mut text = fixture_text().replace("GREETING: hello", &format!("GREETING: &big \"{}\"", "x".repeat(1 << 20)));
+    text.push_str("x:\n");
+    for i in 0..1000 {
+        text.push_str(&format!("  - *big # {i}\n"));
+    }
+    text
+}
+
+/// Each level names the one before twice: 2^40 nodes from 40 lines.
+fn nested_aliases() -> String {
+    let mut text = fixture_text();
+    text.push_str("x:\n  l0: &l0 [a, b]\n");
+    for i in 1..40 {
+        text.push_str(&format!("  l{i}: &l{i} [*l{}, *l{}]\n", i - 1, i - 1));
+    }
+    text
+}
+
+const SMALL_STACK: &str = "stack: {registry: r.example.org, namespace: n, tag_prefix: \"1\"}\nbases:\n  debian: {image: localhost/debian:12}\n";
+
+fn many_variants() -> String {
+    format!("{SMALL_STACK}variants: {}\nimages:\n  a: {{parent: debian}}\n", variants(65))
+}
+
+/// `{v0: {}, v1: {}, ...}`.
+fn variants(count: usize) -> String {
+    let variants: Vec<String> = (0..count).map(|i| format!("v{i}: {{}}")).collect();
+    format!("{{{}}}", variants.join(", "))
+}
+
+/// 3,200 images in 64 variants.
+fn many_nodes() -> String {
+    let mut text = format!("{SMALL_STACK}variants: {}\nimages:\n", variants(64));
+    for i in 0..3_200 {
+        text.push_str(&format!("  i{i}: {{parent: debian}}\n"));
+    }
+    text
+}
+
+/// One image reading 15,624 others (the same, over and over) in 64 variants.
+fn many_edges() -> String {
+    let dependencies = vec!["b"; 15_624].join(",");
+    format!("{SMALL_STACK}variants: {}\nimages:\n  b: {{parent: debian}}\n  a: {{parent: debian, depends_on: [{dependencies}]}}\n", variants(64))
+}
+
+#[test]
+fn a_dockerfile_over_the_limit_is_refused() {
+    let stack = Stack::new();
+    let mut text = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n".to_string();
+    text.push_str(&"# padding\n".repeat(120_000));
+    stack.write("images/tools/Dockerfile", &text);
+    let errors = error_of(&stack);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!((errors[0].0, errors[0].1.as_str()), (Code::Limit, "images/tools/Dockerfile"));
+    assert!(errors[0].2.contains("is larger than 1 MiB"), "{}", errors[0].2);
+}
+
+/// A spec with thousands of mistakes reports the first hundred and counts the rest,
+/// without a "did you mean" search over every name for each (25 million comparisons here).
+#[test]
+fn thousands_of_mistakes_are_counted_not_all_shown() {
+    let stack = Stack::new();
+    let images = 5_000;
+    let mut text = String::from("stack: {registry: r.example.org, namespace: n, tag_prefix: \"1\"}\nimages:\n");
+    for i in 0..images {
+        text.push_str(&format!("  gen-{i:05}: {{parent: missing-{i:05}, dir: tools}}\n"));
+    }
+    std::fs::write(stack.spec_file(), text).unwrap();
+    let diagnostics = Spec::load(&stack.spec_file()).expect_err("refused");
+    assert_eq!(diagnostics.0.len(), 101, "{}", diagnostics.0.len());
+    assert!(diagnostics.0[..100].iter().all(|d| d.code == Code::UnknownImage));
+    let last = diagnostics.0.last().unwrap();
+    assert_eq!(last.code, Code::Limit);
+    assert!(last.message.contains(&format!("{} more errors were found", images - 100)), "{last}");
+}
+
+/// Every key of the fixture (with a per-variant parent and budget added), given a value of each
+/// other shape: whatever the error, it never names a Rust type.
+#[test]
+fn no_rust_type_name_reaches_a_user() {
+    let fixture = crate::common::fixture_dir().join("images/spec.yml");
+    let text = fixture_text().replacen(
+        "    parent: base\n",
+        "    parent: {cpu: base, gpu: base}\n    size_budget: {cpu: 1 GB, gpu: 2 GB}\n",
+        1,
+    );
+    let document: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let mut paths = Vec::new();
+    key_paths(&document, &mut Vec::new(), &mut paths);
+    let shapes: Vec<serde_yaml::Value> = ["5", "-1.5", "text", "[a, b]", "{a: 1}", "~", "true", "[[a]]", "{a: {b: c}}"]
+        .iter()
+        .map(|shape| serde_yaml::from_str(shape).unwrap())
+        .collect();
+    let mut refused = 0;
+    for path in &paths {
+        for shape in &shapes {
+            let mut edited = document.clone();
+            *value_at(&mut edited, path) = shape.clone();
+            let Err(diagnostics) = Spec::parse(&fixture, &serde_yaml::to_string(&edited).unwrap()) else {
+                continue;
+            };
+            refused += 1;
+            let shown = diagnostics.to_string();
+            for word in ["Raw", "struct ", "enum ", "untagged", "IndexMap", "BTreeMap", "Vec<", "Option<", "String"] {
+                assert!(!shown.contains(word), "{} = {shape:?} shows `{word}`:\n{shown}", path.join("."));
+            }
+        }
+    }
+    assert!(paths.len() > 40 && refused > 200, "{} paths, {refused} refused", paths.len());
+}
+
+/// The path of every value under a mapping key, depth first.
+fn key_paths(value: &serde_yaml::Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    if let serde_yaml::Value::Mapping(map) = value {
+        for (key, child) in map {
+            path.push(key.as_str().unwrap().to_string());
+            out.push(path.clone());
+            key_paths(child, path, out);
+            path.pop();
+        }
+    }
+}
+
+fn value_at<'a>(value: &'a mut serde_yaml::Value, path: &[String]) -> &'a mut serde_yaml::Value {
+    path.iter().fold(value, |value, key| value.get_mut(key.as_str()).unwrap())
+}
+
+/// docs/spec.md lists every error code with an example message of that code.
+#[test]
+fn every_error_code_is_documented_with_an_example() {
+    let docs = std::fs::read_to_string(xtask::paths::project_root().join("docs/spec.md")).unwrap();
+    for code in Code::ALL {
+        let name = code.as_str();
+        let row = docs.lines().find(|line| line.starts_with(&format!("| `{name}` |")));
+        let row = row.unwrap_or_else(|| panic!("docs/spec.md has no row for `{name}` in its table of errors"));
+        assert!(row.contains(&format!("error[{name}]: ")), "the row of `{name}` has no example message: {row}");
+    }
+}
+
+/// Thousands of images built from one large Dockerfile: it is read, parsed and checked once,
+/// and when it is wrong, its errors are given once, each other image saying it shares them.
+#[rstest]
+#[case::valid(false)]
+#[case::wrong(true)]
+fn images_sharing_a_large_dockerfile_cost_one_check(#[case] wrong: bool) {
+    let stack = Stack::new();
+    let images = 5_000;
+    let mut text = String::from("stack: {registry: r.example.org, namespace: n, tag_prefix: \"1\"}\nbases:\n  debian: {image: localhost/debian:12}\nimages:\n");
+    for i in 0..images {
+        text.push_str(&format!("  gen-{i:05}: {{parent: debian, dir: tools}}\n"));
+    }
+    std::fs::write(stack.spec_file(), text).unwrap();
+    let mut dockerfile = "ARG BASE_IMAGE\n".to_string();
+    for i in 0..25_000 {
+        dockerfile.push_str(&format!("FROM ${{BASE_IMAGE}} AS s{i}\n"));
+    }
+    dockerfile.push_str(if wrong { "FROM debian:12\n" } else { "FROM s0\n" });
+    stack.write("images/tools/Dockerfile", &dockerfile);
+    let result = Spec::load(&stack.spec_file());
+    if !wrong {
+        assert_eq!(result.map(|spec| spec.images.len()).map_err(|e| e.to_string()), Ok(images));
+        return;
+    }
+    let diagnostics = result.expect_err("refused").0;
+    let shown: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+    let own = shown.iter().filter(|d| {
+        d.contains("images/tools/Dockerfile:25002:6: error[from-mismatch]: image 'gen-00000': FROM debian:12")
+    });
+    assert_eq!(own.count(), 1, "{shown:#?}");
+    let shared = shown.iter().filter(|d| {
+        d.contains("images/tools/Dockerfile: error[from-mismatch]: the errors of image `gen-00000` in this Dockerfile are also those of `gen-00001`, `gen-00002`, `gen-00003`, `gen-00004`, `gen-00005` and 4994 more")
+    });
+    assert_eq!(shared.count(), 1, "{shown:#?}");
+    assert_eq!(shown.len(), 2, "{shown:#?}");
 }
