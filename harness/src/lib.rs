@@ -16,6 +16,9 @@ pub mod junit;
 pub mod run;
 pub mod service;
 
-/// The label every harness container carries, valued `<pid>/<runner>`: a cleanup removes its
-/// own runner's containers, and a later run sweeps those of a process that is gone.
+/// The label every harness container carries, valued with the process ID: a later run sweeps
+/// the containers of a process that is gone.
 pub const CONTAINER_LABEL: &str = "xtask.stack.harness";
+/// The label naming the runner that started a container (`<pid>/<runner>`): a runner's cleanup
+/// removes its own, never another runner's of the same process.
+pub const RUNNER_LABEL: &str = "xtask.stack.harness.runner";

@@ -21,7 +21,7 @@ use crate::format::{
     SCRIPT_TIMEOUT,
 };
 use crate::service::{self, WaitFor};
-use crate::CONTAINER_LABEL;
+use crate::{CONTAINER_LABEL, RUNNER_LABEL};
 
 /// How long a check's command may run unless it says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -64,7 +64,7 @@ pub struct Runner {
     cleaning: tokio::sync::Mutex<()>,
     /// Container creations in flight.
     starting: AtomicUsize,
-    /// The value of [`CONTAINER_LABEL`] on this runner's containers: `<pid>/<runner number>`.
+    /// The value of [`RUNNER_LABEL`] on this runner's containers: `<pid>/<runner number>`.
     owner: String,
 }
 
@@ -131,12 +131,11 @@ pub fn guarded(check: impl FnOnce() -> Result<()>) -> Result<()> {
 pub async fn sweep_leftovers(engine: &Engine) -> Result<usize> {
     let mut removed = 0;
     for id in engine.containers_labelled(CONTAINER_LABEL).await? {
-        // The label's value is `<pid>/<runner>`: the owning process; a live one is another run
-        // in progress.
+        // The label's value is the owning process; a live one is another run in progress.
         let owner = engine.container_label(&id, CONTAINER_LABEL).await?;
         let alive = owner
             .as_deref()
-            .and_then(|value| value.split('/').next()?.parse::<u32>().ok())
+            .and_then(|pid| pid.parse::<u32>().ok())
             .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
         if !alive {
             engine.remove_container(&id).await?;
@@ -173,7 +172,7 @@ impl Runner {
                 image: self.image_of(node),
                 entrypoint: Some(vec!["sh".into(), "-c".into(), IDLE.into()]),
                 cmd: Some(vec![]),
-                labels: HashMap::from([(CONTAINER_LABEL.to_string(), self.owner.clone())]),
+                labels: self.labels(),
                 gpus: Some(self.gpu),
                 // No server runs here: a healthcheck would only spend CPU failing.
                 no_healthcheck: true,
@@ -295,7 +294,7 @@ impl Runner {
             cmd: check.args.clone(),
             env: check.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
             user: check.user.clone(),
-            labels: HashMap::from([(CONTAINER_LABEL.to_string(), self.owner.clone())]),
+            labels: self.labels(),
             gpus: Some(self.gpu),
             tmpfs: check.tmpfs.iter().map(|(path, options)| (path.clone(), options.clone())).collect(),
             ..Default::default()
@@ -451,6 +450,15 @@ impl Runner {
             .collect()
     }
 
+    /// The labels of this runner's containers: the process (what a later run's sweep reads, as
+    /// every version of the harness has) and the runner (what this runner's cleanup reads).
+    fn labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (CONTAINER_LABEL.to_string(), std::process::id().to_string()),
+            (RUNNER_LABEL.to_string(), self.owner.clone()),
+        ])
+    }
+
     /// Starts a container, counted while its creation is in flight, so that a cleanup waits
     /// for it instead of missing a container the engine is still making.
     async fn start(&self, request: ContainerRequest) -> Result<String> {
@@ -475,8 +483,8 @@ impl Runner {
         while self.starting.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        for id in self.engine.containers_labelled(CONTAINER_LABEL).await.unwrap_or_default() {
-            if self.engine.container_label(&id, CONTAINER_LABEL).await.ok().flatten().as_deref()
+        for id in self.engine.containers_labelled(RUNNER_LABEL).await.unwrap_or_default() {
+            if self.engine.container_label(&id, RUNNER_LABEL).await.ok().flatten().as_deref()
                 == Some(self.owner.as_str())
             {
                 let _ = self.engine.remove_container(&id).await;
