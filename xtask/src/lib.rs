@@ -28,4 +28,5 @@ pub mod render;
 pub mod scheduler;
 pub mod signals;
 pub mod spec;
+pub mod supply;
 pub mod tags;

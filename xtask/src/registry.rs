@@ -121,6 +121,7 @@ enum Method<'a> {
     Get,
     Head,
     Put { content_type: &'a str, body: &'a [u8] },
+    Post,
     Delete,
 }
 
@@ -197,6 +198,13 @@ impl Registry {
                 }
                 request.call()
             }
+            Method::Post => {
+                let mut request = self.agent.post(url);
+                if let Some(auth) = auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.send_empty()
+            }
             Method::Delete => {
                 let mut request = self.agent.delete(url);
                 if let Some(auth) = auth {
@@ -219,7 +227,7 @@ impl Registry {
             .iter()
             .map(|(name, value)| (name.as_str().to_ascii_lowercase(), value.to_str().unwrap_or_default().to_string()))
             .collect();
-        let body = if matches!(method, Method::Head | Method::Delete) {
+        let body = if matches!(method, Method::Head | Method::Delete | Method::Post) {
             Vec::new()
         } else {
             response.body_mut().with_config().limit(64 << 20).read_to_vec().map_err(|e| e.to_string())?
@@ -365,6 +373,87 @@ impl Registry {
             _ => Err(self.failed("tagging", &format!("{repository}:{tag}"), &answer)),
         }
     }
+
+    /// Uploads `bytes` as a blob of `repository` unless it is stored already (a monolithic
+    /// upload: `POST` for a session, then one `PUT` with the digest); returns its digest.
+    pub fn push_blob(&self, repository: &str, bytes: &[u8]) -> Result<String, RegistryError> {
+        let digest = digest_of(bytes);
+        if self.has_blob(repository, &digest)? {
+            return Ok(digest);
+        }
+        let scope = format!("repository:{repository}:pull,push");
+        let started = self.request(Method::Post, &format!("/v2/{repository}/blobs/uploads/"), &scope)?;
+        let location = match started.status {
+            202 => started.headers.get("location").cloned().unwrap_or_default(),
+            403 => return Err(self.unauthorized()),
+            _ => return Err(self.failed("starting an upload to", repository, &started)),
+        };
+        // The location is absolute or relative to the registry; the digest joins its query.
+        let path = match location.find("/v2/") {
+            Some(start) => location[start..].to_string(),
+            None => return Err(self.failed("starting an upload to", repository, &started)),
+        };
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let path = format!("{path}{separator}digest={}", encode(&digest));
+        let method = Method::Put { content_type: "application/octet-stream", body: bytes };
+        let answer = self.request(method, &path, &scope)?;
+        match answer.status {
+            200..=299 => Ok(digest),
+            403 => Err(self.unauthorized()),
+            _ => Err(self.failed("uploading blob", &format!("{repository}@{digest}"), &answer)),
+        }
+    }
+
+    /// Blob `digest` of `repository`, if it is stored.
+    pub fn blob(&self, repository: &str, digest: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        let scope = format!("repository:{repository}:pull");
+        let answer = self.request(Method::Get, &format!("/v2/{repository}/blobs/{digest}"), &scope)?;
+        match answer.status {
+            200 => Ok(Some(answer.body)),
+            404 => Ok(None),
+            401 | 403 => Err(self.unauthorized()),
+            _ => Err(self.failed("reading blob", &format!("{repository}@{digest}"), &answer)),
+        }
+    }
+
+    /// The manifests that refer to `digest` (OCI 1.1's referrers API), or `None` when the
+    /// registry has no such API (distribution 2.8 answers 404): the caller then uses the tag
+    /// scheme.
+    pub fn referrers(&self, repository: &str, digest: &str) -> Result<Option<Vec<Referrer>>, RegistryError> {
+        let scope = format!("repository:{repository}:pull");
+        let answer = self.request(Method::Get, &format!("/v2/{repository}/referrers/{digest}"), &scope)?;
+        match answer.status {
+            200 => Ok(parse_referrers(&answer.body)),
+            404 | 405 => Ok(None),
+            401 | 403 => Err(self.unauthorized()),
+            _ => Err(self.failed("listing the referrers of", &format!("{repository}@{digest}"), &answer)),
+        }
+    }
+}
+
+/// A manifest that refers to another (one entry of a referrers index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referrer {
+    pub digest: String,
+    pub media_type: String,
+    pub artifact_type: String,
+}
+
+/// The entries of a referrers answer (an OCI image index); `None` when it is not one.
+pub fn parse_referrers(body: &[u8]) -> Option<Vec<Referrer>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let manifests = value.get("manifests")?.as_array()?;
+    let text = |v: &serde_json::Value, key: &str| v[key].as_str().unwrap_or_default().to_string();
+    Some(
+        manifests
+            .iter()
+            .map(|m| Referrer {
+                digest: text(m, "digest"),
+                media_type: text(m, "mediaType"),
+                artifact_type: text(m, "artifactType"),
+            })
+            .collect(),
+    )
 }
 
 /// `(host, path under it)` of a repository that names a registry
@@ -410,6 +499,15 @@ mod tests {
         assert_eq!(c.params["scope"], "repository:a/b:pull");
         let c = parse_challenge(r#"Basic realm="test""#).unwrap();
         assert_eq!((c.scheme.as_str(), c.params["realm"].as_str()), ("basic", "test"));
+    }
+
+    #[test]
+    fn reads_a_referrers_index() {
+        let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aa","size":10,"artifactType":"application/vnd.cyclonedx+json"}]}"#;
+        let found = parse_referrers(body).unwrap();
+        assert_eq!(found[0].digest, "sha256:aa");
+        assert_eq!(found[0].artifact_type, "application/vnd.cyclonedx+json");
+        assert_eq!(parse_referrers(b"404 page not found"), None);
     }
 
     #[test]

@@ -217,6 +217,9 @@ pub struct ReleasedImage {
     /// What a reader must know, such as "released untested on a GPU".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Its documents in the registry (SBOM, provenance, signature), attached before its tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<super::attach::Attachment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +231,9 @@ pub struct Promotion {
     pub digest: String,
     /// `moved`, `already there`, or `would move` (dry run).
     pub status: String,
+    /// Documents the image lacked and got before its tag moved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<super::attach::Attachment>,
 }
 
 #[cfg(test)]
