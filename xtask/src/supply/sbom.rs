@@ -291,6 +291,16 @@ fn purl_ref(purl: String) -> Vec<ExternalRef> {
     vec![ExternalRef { reference_category: "PACKAGE-MANAGER", reference_type: "purl", reference_locator: purl }]
 }
 
+/// An RFC 3339 time in UTC to whole seconds (`2026-11-21T10:00:00Z`), as SPDX requires.
+fn whole_seconds(time: &str) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::parse(time, &Rfc3339)
+        .ok()
+        .and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&format).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
 /// The SPDX 2.3 JSON document.
 pub fn spdx(inventory: &Inventory, subject: &Subject) -> String {
     const IMAGE: &str = "SPDXRef-Image";
@@ -345,7 +355,7 @@ pub fn spdx(inventory: &Inventory, subject: &Subject) -> String {
         name: format!("{}@{}", subject.repository, subject.digest),
         document_namespace: format!("https://{}/spdx/{hex}", subject.repository),
         creation_info: CreationInfo {
-            created: subject.created.clone(),
+            created: whole_seconds(&subject.created),
             creators: vec![format!("Tool: cargo-xtask-{}", env!("CARGO_PKG_VERSION"))],
         },
         document_describes: vec![IMAGE.into()],
@@ -428,6 +438,12 @@ mod tests {
         assert!(packages[1]["licenseComments"].as_str().unwrap().contains("GPL-2+"));
         let contains = json["relationships"].as_array().unwrap().iter().filter(|r| r["relationshipType"] == "CONTAINS");
         assert_eq!(contains.count(), 3);
+    }
+
+    #[test]
+    fn spdx_times_are_whole_seconds_in_utc() {
+        assert_eq!(whole_seconds("2026-11-22T05:15:08.507013249Z"), "2026-11-22T05:15:08Z");
+        assert_eq!(whole_seconds("2026-11-22T06:15:08+01:00"), "2026-11-22T05:15:08Z");
     }
 
     #[test]

@@ -17,4 +17,5 @@ mod refresh;
 mod registry_cache;
 mod release;
 mod spec_errors;
+mod supply_chain;
 mod tidy;
