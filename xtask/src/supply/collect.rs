@@ -131,15 +131,9 @@ pub fn facts(
     }
 }
 
-/// The security report of `node` (image `image_id`): apt's simulation inside the image against
-/// the security archive, and each scanner installed on this host.
-pub async fn security(
-    engine: &Engine,
-    node: &str,
-    image_id: &str,
-    image_reference: &str,
-    archive: &str,
-) -> Result<Report, EngineError> {
+/// The pending security updates of `node` (image `image_id`): apt's simulation inside the
+/// image against the security archive. Scanners are [`scanners`]'s.
+pub async fn security(engine: &Engine, node: &str, image_id: &str, archive: &str) -> Result<Report, EngineError> {
     let outputs = engine.run_in_image_as(image_id, Some("0"), &[security::script(archive)], TIMEOUT).await?;
     let output = outputs.first().cloned().unwrap_or_default();
     let text = if output.exit_code.is_none() {
@@ -151,7 +145,6 @@ pub async fn security(
         Ok((suite, pending)) => (suite, pending, None),
         Err(reason) => (None, vec![], Some(reason)),
     };
-    let scanners = vec![scan("trivy", image_reference).await, scan("grype", image_reference).await];
     Ok(Report {
         schema: security::REPORT_SCHEMA.into(),
         node: node.to_string(),
@@ -160,8 +153,47 @@ pub async fn security(
         checked: now(),
         skipped,
         pending,
-        scanners,
+        scanners: vec![],
     })
+}
+
+/// The scanners this host could run, or why none can (none installed, or no database).
+pub fn usable_scanner() -> Result<&'static str, String> {
+    let mut reasons = Vec::new();
+    for scanner in SCANNERS {
+        if !on_path(scanner) {
+            reasons.push(format!("{scanner} is not installed"));
+        } else if !has_database(scanner) {
+            reasons.push(format!("{scanner} has no vulnerability database (it cannot download one here)"));
+        } else {
+            return Ok(scanner);
+        }
+    }
+    Err(reasons.join("; "))
+}
+
+const SCANNERS: [&str; 2] = ["trivy", "grype"];
+
+/// Whether the scanner's database is in its default cache (neither may download one here).
+fn has_database(scanner: &str) -> bool {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".cache")))
+        .unwrap_or_default();
+    match scanner {
+        "trivy" => cache.join("trivy/db/trivy.db").is_file(),
+        _ => std::fs::read_dir(cache.join("grype/db"))
+            .is_ok_and(|entries| entries.flatten().any(|e| e.path().join("vulnerability.db").is_file())),
+    }
+}
+
+/// Every installed scanner's findings on `image` (a reference the engine knows).
+pub async fn scanners(image: &str) -> Vec<ScannerReport> {
+    let mut out = Vec::new();
+    for scanner in SCANNERS {
+        out.push(scan(scanner, image).await);
+    }
+    out
 }
 
 fn now() -> String {

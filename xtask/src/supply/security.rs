@@ -118,6 +118,29 @@ impl Report {
     }
 }
 
+/// Where the reports of an image are kept (`target/xtask/security/<stem>.json`, and
+/// `<stem>.scanners.json` for the scanners' findings), written by the harness's security trials
+/// and read by `release` and `docs`.
+pub fn report_paths(dir: &std::path::Path, stem: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    (dir.join(format!("{stem}.json")), dir.join(format!("{stem}.scanners.json")))
+}
+
+/// The report of `stem` for image `image_id` in `dir`, with the scanners' findings when they were
+/// read for the same image; `None` when there is none for this image.
+pub fn read_report(dir: &std::path::Path, stem: &str, image_id: &str) -> Option<Report> {
+    let (report, scanners) = report_paths(dir, stem);
+    let mut report: Report = serde_json::from_str(&std::fs::read_to_string(report).ok()?).ok()?;
+    if report.image_id != image_id {
+        return None;
+    }
+    let scanned: Option<(String, Vec<ScannerReport>)> =
+        std::fs::read_to_string(scanners).ok().and_then(|text| serde_json::from_str(&text).ok());
+    if let Some((_, scanners)) = scanned.filter(|(id, _)| id == image_id) {
+        report.scanners = scanners;
+    }
+    Some(report)
+}
+
 /// What the script printed: `(suite, pending)`, or why there is no answer.
 pub fn parse_simulation(output: &str) -> Result<(Option<String>, Vec<Pending>), String> {
     if output.lines().any(|l| l.trim() == "@@@ no-apt") {
