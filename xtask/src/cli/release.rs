@@ -59,6 +59,10 @@ pub struct Release {
     /// on this engine [default: target/xtask/sbom]
     #[arg(long, value_name = "DIR")]
     pub attestations: Vec<PathBuf>,
+    /// Folders of the security trials' reports to list in the record (repeatable)
+    /// [default: target/xtask/security]
+    #[arg(long, value_name = "DIR", conflicts_with = "promote")]
+    pub security: Vec<PathBuf>,
 }
 
 impl Release {
@@ -177,7 +181,22 @@ impl Release {
                 prepared.untested_on_gpu.join(", ")
             )?;
         }
-        Ok(Some(record?))
+        let mut record = record?;
+        let dirs = if self.security.is_empty() { vec![work_dir(spec).join("security")] } else { self.security.clone() };
+        release::add_security_reports(spec, &ImageGraph::new(spec), &mut record, &prepared.pushes, &dirs);
+        for image in record.images.iter().filter(|i| i.status == "pushed") {
+            match &image.security {
+                Some(report) => writeln!(
+                    out,
+                    "{}: {} pending security update(s) (checked {})",
+                    image.node,
+                    report.pending.len(),
+                    report.checked
+                )?,
+                None => writeln!(out, "{}: no security report for this image (run its security trials)", image.node)?,
+            }
+        }
+        Ok(Some(record))
     }
 
     /// What makes the documents: the folders `sbom` wrote, the key (read now: a bad key stops

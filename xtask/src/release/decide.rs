@@ -220,6 +220,9 @@ pub struct ReleasedImage {
     /// Its documents in the registry (SBOM, provenance, signature), attached before its tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<super::attach::Attachment>,
+    /// The security trials' report for this image, when they ran for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<crate::supply::security::Report>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

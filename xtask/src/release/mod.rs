@@ -152,6 +152,7 @@ pub fn prepare(spec: &Spec, graph: &ImageGraph, request: &Request) -> Result<Pre
                 tags: vec![],
                 notes: vec![],
                 attachments: vec![],
+                security: None,
             }),
             None => {
                 let gpu_skipped = results.as_ref().and_then(|r| r.get(&id.name)).is_some_and(|c| c.gpu_skipped > 0);
@@ -324,6 +325,7 @@ pub async fn push(
                 tags: published.tags,
                 notes,
                 attachments: published.attachments,
+                security: None,
             });
         }
     }
@@ -367,6 +369,23 @@ pub async fn promote_stack(
         })
         .collect();
     promote::promote(&RegistryStore(registry), attestor, &targets, request).await
+}
+
+/// Adds to each pushed image of `record` the security report the harness wrote for that image
+/// (same image ID) in one of `dirs` (`target/xtask/security/`, or the folders CI jobs handed over).
+pub fn add_security_reports(
+    spec: &Spec,
+    graph: &ImageGraph,
+    record: &mut ReleaseRecord,
+    images: &[Push],
+    dirs: &[PathBuf],
+) {
+    for image in record.images.iter_mut().filter(|i| i.status == "pushed") {
+        let Some(id) = graph.topological_order().find(|id| id.name == image.node) else { continue };
+        let Some(push) = images.iter().find(|p| p.node == image.node) else { continue };
+        let stem = crate::docs::file_stem(spec, &id.image, &id.variant);
+        image.security = dirs.iter().find_map(|dir| crate::supply::security::read_report(dir, &stem, &push.image_id));
+    }
 }
 
 /// Writes the release record for the CI jobs that follow.

@@ -91,12 +91,32 @@ async fn a_release_attaches_valid_sboms_provenance_and_a_signature_that_verify_c
     let keys = tempfile::tempdir().unwrap();
     let (private, public) = key_pair(keys.path(), "release", 7);
     let (_, other) = key_pair(keys.path(), "other", 8);
+    // The security trials' report for base (as the harness writes it) goes into the record.
+    let report = xtask::supply::security::Report {
+        schema: xtask::supply::security::REPORT_SCHEMA.into(),
+        node: "base".into(),
+        image_id: release.tag_record().images[0].id.clone(),
+        suite: Some("bookworm-security".into()),
+        checked: "2026-11-22T05:00:00Z".into(),
+        skipped: None,
+        pending: vec![],
+        scanners: vec![],
+    };
+    std::fs::create_dir_all(release.work("security")).unwrap();
+    std::fs::write(release.work("security/base.json"), serde_json::to_string(&report).unwrap()).unwrap();
     let output = release.run(&["release", "--untested", "--sign-key", private.to_str().unwrap()]);
     succeeded(&output);
+    assert!(
+        stdout(&output).contains("base: 0 pending security update(s) (checked 2026-11-22T05:00:00Z)"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(stdout(&output).contains("tools: no security report"), "{}", stdout(&output));
     assert!(stdout(&output).contains("base: sbom attached"), "{}", stdout(&output));
 
     let record = release.release_record();
     let base = &record.images[0];
+    assert_eq!(base.security.as_ref(), Some(&report));
     let digest = base.digest.clone().unwrap();
     let kinds: Vec<Kind> = base.attachments.iter().map(|a| a.kind).collect();
     assert_eq!(kinds, [Kind::Sbom, Kind::Provenance, Kind::Signature], "{record:?}");
