@@ -35,7 +35,7 @@ pub enum ExitCode {
     NotBuilt = 7,
     /// Refused on purpose: a reserved branch, a version command that failed, no or unreadable
     /// test results, held images with `--all-or-nothing`, a promotion whose source is
-    /// incomplete or whose target is taken.
+    /// incomplete, whose target is taken, or whose images lack documents that cannot be attached.
     Refused = 8,
     /// The registry cannot be reached, refused the credentials, or a push failed after retries.
     Registry = 9,

@@ -55,8 +55,9 @@ fn hex(digest: &str) -> &str {
 pub fn statement(facts: &Facts) -> Value {
     let mut dependencies = Vec::new();
     if let Some(revision) = &facts.revision {
-        let uri = facts.source.as_ref().map_or_else(|| "git".to_string(), |s| format!("git+{s}"));
-        dependencies.push(json!({"uri": format!("{uri}@{revision}"), "digest": {"gitCommit": revision}}));
+        // Without a source label the repository is unknown; the commit still names the tree.
+        let source = facts.source.as_deref().unwrap_or("unknown");
+        dependencies.push(json!({"uri": format!("git+{source}@{revision}"), "digest": {"gitCommit": revision}}));
     }
     if let Some((reference, id)) = facts.parent.as_ref().and_then(|p| p.rsplit_once('@')) {
         dependencies.push(json!({"name": "parent", "uri": reference, "digest": {"sha256": hex(id)}}));

@@ -78,6 +78,32 @@ fn artifact(release: &Release, name: &str, digest: &str, kind: Kind) -> (Manifes
     (manifest, blobs)
 }
 
+/// Whether Python's `cryptography` verifies `signature` (base64 DER) over `payload` with the
+/// PEM public key at `key`: `Err` with what it said otherwise.
+fn python_verifies(key: &Path, payload: &[u8], signature: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("payload"), payload).unwrap();
+    let script = r#"
+import base64, sys
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = serialization.load_pem_public_key(open(sys.argv[1], "rb").read())
+key.verify(base64.b64decode(sys.argv[3]), open(sys.argv[2], "rb").read(), ec.ECDSA(hashes.SHA256()))
+"#;
+    let output = Command::new("python3")
+        .args(["-c", script])
+        .arg(key)
+        .arg(dir.path().join("payload"))
+        .arg(signature)
+        .output()
+        .unwrap();
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
 fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap()
 }
@@ -122,12 +148,19 @@ async fn a_release_attaches_valid_sboms_provenance_and_a_signature_that_verify_c
     assert_eq!(kinds, [Kind::Sbom, Kind::Provenance, Kind::Signature], "{record:?}");
     assert!(record.images.iter().all(|image| image.attachments.len() == 3), "every image: {record:?}");
 
-    // The SBOM: both formats, every package of the image and nothing else, valid.
-    let (_, sbom) = artifact(&release, "base", &digest, Kind::Sbom);
+    check_sbom(&release, &digest);
+    check_provenance(&release, &digest, &public);
+    check_signature(&release, &digest, &public, &other);
+    check_verify(&mut release, &digest, &public, &other);
+}
+
+/// The SBOM: both formats, every package of the image and nothing else, valid.
+fn check_sbom(release: &Release, digest: &str) {
+    let (_, sbom) = artifact(release, "base", digest, Kind::Sbom);
     let types: Vec<&str> = sbom.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, ["application/vnd.cyclonedx+json", "application/spdx+json"]);
     let cdx = json(&sbom[0].1);
-    assert_eq!(cdx["metadata"]["component"]["version"], digest.as_str());
+    assert_eq!(cdx["metadata"]["component"]["version"], digest);
     let mut packages: Vec<(String, String, String)> = cdx["components"]
         .as_array()
         .unwrap()
@@ -155,11 +188,13 @@ async fn a_release_attaches_valid_sboms_provenance_and_a_signature_that_verify_c
     );
     validate("cyclonedx", &String::from_utf8_lossy(&sbom[0].1));
     validate("spdx", &String::from_utf8_lossy(&sbom[1].1));
+}
 
-    // The provenance: a DSSE envelope signed with the release key around an in-toto statement.
-    let (_, provenance) = artifact(&release, "base", &digest, Kind::Provenance);
+/// The provenance: a DSSE envelope signed with the release key around an in-toto statement.
+fn check_provenance(release: &Release, digest: &str, public: &Path) {
+    let (_, provenance) = artifact(release, "base", digest, Kind::Provenance);
     let envelope = json(&provenance[0].1);
-    let key = xtask::supply::sign::verifying_key("release.pub", &std::fs::read_to_string(&public).unwrap()).unwrap();
+    let key = xtask::supply::sign::verifying_key("release.pub", &std::fs::read_to_string(public).unwrap()).unwrap();
     let (payload, signed) = xtask::supply::sign::open_envelope(&envelope, &key).unwrap();
     assert!(signed, "the provenance is signed with the release key");
     let statement = json(&payload);
@@ -169,8 +204,25 @@ async fn a_release_attaches_valid_sboms_provenance_and_a_signature_that_verify_c
     assert_eq!(definition["externalParameters"]["buildArgs"]["GREETING"], "hello");
     assert_eq!(definition["internalParameters"]["pin"], release.tag_record().images[0].pin.as_str());
     assert!(statement["predicate"]["runDetails"]["metadata"]["finishedOn"].is_string());
+}
 
-    // verify: the right key passes; another key, and a manifest changed under the tag, fail.
+/// The signature as cosign checks it, by another implementation: Python's `cryptography`
+/// verifies the base64 DER ECDSA-SHA256 signature over the payload with the public key.
+fn check_signature(release: &Release, digest: &str, public: &Path, other: &Path) {
+    let (_, signatures) = artifact(release, "base", digest, Kind::Signature);
+    let sig_manifest =
+        release.client().manifest(&release.path("base"), &fallback_tag(digest, Kind::Signature)).unwrap().unwrap();
+    let (layers, _) = read_manifest(&sig_manifest).unwrap();
+    let signature = layers[0].annotations["dev.cosignproject.cosign/signature"].as_str().unwrap();
+    let payload = &signatures[0].1;
+    assert_eq!(json(payload)["critical"]["image"]["docker-manifest-digest"], digest);
+    python_verifies(public, payload, signature).unwrap();
+    assert!(python_verifies(other, payload, signature).is_err(), "another key");
+}
+
+/// `verify`: the right key passes; another key, and a manifest changed under the tag, fail.
+fn check_verify(release: &mut Release, digest: &str, public: &Path, other: &Path) {
+    let pinned = format!("{}@{digest}", release.stack.repository("base"));
     let reference = format!("{}:1.0-main", release.stack.repository("base"));
     let good = release.run(&["verify", &reference, "--key", public.to_str().unwrap()]);
     succeeded(&good);
@@ -194,7 +246,6 @@ async fn a_release_attaches_valid_sboms_provenance_and_a_signature_that_verify_c
     let refused = release.run(&["verify", &reference, "--key", public.to_str().unwrap()]);
     assert_eq!(refused.status.code(), Some(11), "{}", stderr(&refused));
     assert!(stderr(&refused).contains("changed after signing"), "{}", stderr(&refused));
-    let pinned = format!("{}@{digest}", release.stack.repository("base"));
     succeeded(&release.run(&["verify", &pinned, "--key", public.to_str().unwrap()]));
 }
 

@@ -132,8 +132,12 @@ fn code_of(dir: &Path) -> Vec<(String, String)> {
 #[case::engine_from_the_harness("harness/src", "bollard", &[], "the harness reaches the engine through xtask::engine")]
 #[case::registry_http("xtask/src", "ureq", &["registry.rs"], "registry HTTP lives in registry.rs")]
 #[case::service_http("harness/src", "ureq", &["service.rs"], "service checks' HTTP lives in service.rs")]
-#[case::git("xtask/src", "\"git", &["git.rs"], "only git.rs runs git")]
-#[case::git_from_the_harness("harness/src", "\"git", &[], "only xtask's git.rs runs git")]
+// `"git ` (a command line) and `"git"` (a program): a `"gitCommit"` key or a `"git+https://..."`
+// URI in a provenance statement runs nothing.
+#[case::git("xtask/src", "\"git ", &["git.rs"], "only git.rs runs git")]
+#[case::git_program("xtask/src", "\"git\"", &["git.rs"], "only git.rs runs git")]
+#[case::git_from_the_harness("harness/src", "\"git ", &[], "only xtask's git.rs runs git")]
+#[case::git_program_from_the_harness("harness/src", "\"git\"", &[], "only xtask's git.rs runs git")]
 #[case::docker_cli("xtask/src", "\"docker ", &[], "the engine is reached through its API, never the docker CLI")]
 #[case::docker_cli_from_the_harness("harness/src", "\"docker ", &[], "the engine is reached through its API, never the docker CLI")]
 fn architecture_boundaries_hold(#[case] dir: &str, #[case] token: &str, #[case] allowed: &[&str], #[case] rule: &str) {
