@@ -598,15 +598,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_attachment_upload_moves_no_tag() {
-        let world = World::default();
-        run(&World::default()).await.0.unwrap();
-        let at = World::default();
-        let count = {
-            run(&at).await.0.unwrap();
-            at.log().iter().position(|e| e.starts_with("blob ")).unwrap()
-        };
-        world.fail_at(count, Failure::Refused);
-        assert!(run(&world).await.0.is_err());
-        assert!(tags_moved(&world).is_empty(), "{:?}", world.log());
+        // Where the first and the last upload of a release are, from a release that succeeds.
+        let rehearsal = World::default();
+        run(&rehearsal).await.0.unwrap();
+        let first = rehearsal.log().iter().position(|e| e.starts_with("blob ")).unwrap();
+        let last = rehearsal.log().iter().rposition(|e| e.starts_with("blob ")).unwrap();
+        for at in [first, last] {
+            let world = World::default();
+            world.fail_at(at, Failure::Refused);
+            assert!(run(&world).await.0.is_err(), "upload {at} refused");
+            assert!(tags_moved(&world).is_empty(), "{:?}", world.log());
+        }
     }
 }
