@@ -510,6 +510,90 @@ mod tests {
         assert_eq!(parse_referrers(b"404 page not found"), None);
     }
 
+    /// A registry that answers from a script: each request's `METHOD path` (query cut) is looked
+    /// up in `answers`; what it was asked is returned when it stops.
+    fn scripted(
+        answers: Vec<(&'static str, u16, &'static str, &'static str)>,
+    ) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let handle = std::thread::spawn(move || {
+            let mut asked = Vec::new();
+            for _ in 0..answers.len() {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let mut length = 0;
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).unwrap();
+                    if header.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let request: Vec<&str> = line.split_whitespace().collect();
+                let key = format!("{} {}", request[0], request[1].split('?').next().unwrap());
+                asked.push(format!("{} {}", request[0], request[1]));
+                let (_, status, headers, body) =
+                    answers.iter().find(|(k, ..)| *k == key).copied().unwrap_or(("", 404, "", ""));
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(response.as_bytes()).unwrap();
+            }
+            asked
+        });
+        (host, handle)
+    }
+
+    #[test]
+    fn lists_referrers_where_the_registry_has_the_api_and_says_none_where_it_has_not() {
+        let index = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bb","size":3,"artifactType":"application/vnd.in-toto+json"}]}"#;
+        let (host, server) = scripted(vec![
+            (
+                "GET /v2/ns/app/referrers/sha256:aa",
+                200,
+                "Content-Type: application/vnd.oci.image.index.v1+json\r\n",
+                index,
+            ),
+            ("GET /v2/ns/old/referrers/sha256:aa", 404, "", "404 page not found"),
+        ]);
+        let client = Registry::new(&host, None).with_retries(0);
+        let found = client.referrers("ns/app", "sha256:aa").unwrap().unwrap();
+        assert_eq!(
+            (found[0].digest.as_str(), found[0].artifact_type.as_str()),
+            ("sha256:bb", "application/vnd.in-toto+json")
+        );
+        assert_eq!(client.referrers("ns/old", "sha256:aa").unwrap(), None);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn uploads_a_blob_in_one_put_to_the_location_the_registry_gives() {
+        let (host, server) = scripted(vec![
+            (
+                "HEAD /v2/ns/app/blobs/sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+                404,
+                "",
+                "",
+            ),
+            ("POST /v2/ns/app/blobs/uploads/", 202, "Location: /v2/ns/app/blobs/uploads/u1?_state=s\r\n", ""),
+            ("PUT /v2/ns/app/blobs/uploads/u1", 201, "", ""),
+        ]);
+        let client = Registry::new(&host, None).with_retries(0);
+        assert_eq!(client.push_blob("ns/app", b"{}").unwrap(), digest_of(b"{}"));
+        let asked = server.join().unwrap();
+        assert_eq!(asked[2], format!("PUT /v2/ns/app/blobs/uploads/u1?_state=s&digest={}", encode(&digest_of(b"{}"))));
+    }
+
     #[test]
     fn encodes_scopes() {
         assert_eq!(encode("repository:a/b:pull,push"), "repository%3Aa%2Fb%3Apull%2Cpush");
