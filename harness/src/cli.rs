@@ -134,6 +134,18 @@ fn labelled(trial: Trial, spec: &TrialSpec, gpu_here: bool) -> Trial {
     trial.with_kind(kind.tag()).with_ignored_flag(ignored_because(spec, gpu_here).is_some())
 }
 
+/// Why each ignored trial is ignored, by name; with `say`, a note on the scanner trials.
+fn ignored_reasons(specs: &[TrialSpec], gpu_here: bool, say: bool) -> std::collections::HashMap<String, String> {
+    let reasons: std::collections::HashMap<String, String> =
+        specs.iter().filter_map(|s| Some((s.name.clone(), ignored_because(s, gpu_here)?))).collect();
+    let scanner = |s: &&TrialSpec| matches!(s.check, Check::Security(SecurityCheck::Scanner(_)));
+    let ignored: Vec<&TrialSpec> = specs.iter().filter(scanner).filter(|s| reasons.contains_key(&s.name)).collect();
+    if let (true, Some(first)) = (say, ignored.first()) {
+        eprintln!("note: {} scanner trial(s) ignored: {}", ignored.len(), reasons[&first.name]);
+    }
+    reasons
+}
+
 /// Why a trial is ignored on this host, if it is.
 fn ignored_because(spec: &TrialSpec, gpu_here: bool) -> Option<String> {
     match &spec.check {
@@ -243,18 +255,7 @@ pub fn main() -> ExitCode {
         eprintln!("note: {ignored_gpu} GPU trial(s) ignored: no NVIDIA GPU on this host (no /dev/nvidiactl, STACK_GPU unset); forced, they fail");
     }
     let trials: Vec<Trial> = specs.iter().map(|s| trial(shared.clone(), s.clone(), gpu_here)).collect();
-    let reasons: std::collections::HashMap<String, String> =
-        specs.iter().filter_map(|s| Some((s.name.clone(), ignored_because(s, gpu_here)?))).collect();
-    let ignored_scanners =
-        specs.iter().filter(|s| matches!(s.check, Check::Security(SecurityCheck::Scanner(_)))).count();
-    if let Some(reason) = specs.iter().find_map(|s| match &s.check {
-        Check::Security(SecurityCheck::Scanner(_)) => reasons.get(&s.name),
-        _ => None,
-    }) {
-        if !args.list {
-            eprintln!("note: {ignored_scanners} scanner trial(s) ignored: {reason}");
-        }
-    }
+    let reasons = ignored_reasons(&specs, gpu_here, !args.list);
     let selected: Vec<(String, Option<String>)> = trials
         .iter()
         .filter(|t| !args.is_filtered_out(t))

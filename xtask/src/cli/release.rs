@@ -184,18 +184,7 @@ impl Release {
         let mut record = record?;
         let dirs = if self.security.is_empty() { vec![work_dir(spec).join("security")] } else { self.security.clone() };
         release::add_security_reports(spec, &ImageGraph::new(spec), &mut record, &prepared.pushes, &dirs);
-        for image in record.images.iter().filter(|i| i.status == "pushed") {
-            match &image.security {
-                Some(report) => writeln!(
-                    out,
-                    "{}: {} pending security update(s) (checked {})",
-                    image.node,
-                    report.pending.len(),
-                    report.checked
-                )?,
-                None => writeln!(out, "{}: no security report for this image (run its security trials)", image.node)?,
-            }
-        }
+        print_security(&record, out)?;
         Ok(Some(record))
     }
 
@@ -226,4 +215,21 @@ impl Release {
             key,
         })
     }
+}
+
+/// One line per pushed image: its pending security updates, or that no report was found.
+fn print_security(record: &ReleaseRecord, out: &mut dyn Write) -> std::io::Result<()> {
+    for image in record.images.iter().filter(|i| i.status == "pushed") {
+        match &image.security {
+            Some(report) => writeln!(
+                out,
+                "{}: {} pending security update(s) (checked {})",
+                image.node,
+                report.pending.len(),
+                report.checked
+            )?,
+            None => writeln!(out, "{}: no security report for this image (run its security trials)", image.node)?,
+        }
+    }
+    Ok(())
 }

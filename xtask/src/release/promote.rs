@@ -6,9 +6,10 @@
 //! lacks some (released before they existed, or deleted) gets them from the attestor before
 //! any tag moves, and nothing moves when that is not possible.
 
-use super::attach::{self, ArtifactStore, Attestor};
+use super::attach::{self, ArtifactStore, Attachment, Attestor};
 use super::publish::ManifestStore;
 use super::{Promotion, ReleaseError};
+use crate::registry::Manifest;
 
 /// One repository to promote in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,21 +78,12 @@ pub async fn promote(
     if !taken.is_empty() && !request.force {
         return Err(ReleaseError::PromoteTaken { to: to.to_string(), taken });
     }
-    let mut attached = vec![Vec::new(); targets.len()];
-    if !request.dry_run {
-        let mut unattached = Vec::new();
-        for (slot, (target, (source, _))) in attached.iter_mut().zip(targets.iter().zip(&found)) {
-            let Some(source) = source else { continue };
-            match attach::attach(store, attestor, &target.node, &target.repository, &target.path, source).await {
-                Ok(list) => *slot = list.into_iter().filter(|a| a.status == "attached").collect(),
-                Err(ReleaseError::Attest { node, reason }) => unattached.push(format!("{node}: {reason}")),
-                Err(other) => return Err(other),
-            }
-        }
-        if !unattached.is_empty() {
-            return Err(ReleaseError::PromoteUnattached { missing: unattached });
-        }
-    }
+    let sources: Vec<Option<&Manifest>> = found.iter().map(|(source, _)| source.as_ref()).collect();
+    let attached = if request.dry_run {
+        vec![Vec::new(); targets.len()]
+    } else {
+        attach_missing(store, attestor, targets, &sources).await?
+    };
     let mut promotions = Vec::new();
     for ((target, (source, existing)), attached) in targets.iter().zip(found).zip(attached) {
         let Some(source) = source else { continue };
@@ -114,6 +106,31 @@ pub async fn promote(
         });
     }
     Ok(promotions)
+}
+
+/// Attaches what each target's source lacks, before any tag moves: what was attached now, per
+/// target; refused, with every image that cannot have its documents, when some cannot.
+async fn attach_missing(
+    store: &(impl ManifestStore + ArtifactStore),
+    attestor: &impl Attestor,
+    targets: &[Target],
+    sources: &[Option<&Manifest>],
+) -> Result<Vec<Vec<Attachment>>, ReleaseError> {
+    let mut attached = vec![Vec::new(); targets.len()];
+    let mut unattached = Vec::new();
+    for (slot, (target, source)) in attached.iter_mut().zip(targets.iter().zip(sources)) {
+        let Some(source) = source else { continue };
+        match attach::attach(store, attestor, &target.node, &target.repository, &target.path, source).await {
+            Ok(list) => *slot = list.into_iter().filter(|a| a.status == "attached").collect(),
+            Err(ReleaseError::Attest { node, reason }) => unattached.push(format!("{node}: {reason}")),
+            Err(other) => return Err(other),
+        }
+    }
+    if unattached.is_empty() {
+        Ok(attached)
+    } else {
+        Err(ReleaseError::PromoteUnattached { missing: unattached })
+    }
 }
 
 #[cfg(test)]
