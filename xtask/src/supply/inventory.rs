@@ -140,7 +140,8 @@ fn stanzas(text: &str) -> Vec<Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut fields: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
-        if line.trim().is_empty() {
+        // Only an empty line ends a stanza; one of blanks continues a value (a licence's text).
+        if line.is_empty() {
             if !fields.is_empty() {
                 out.push(std::mem::take(&mut fields));
             }
@@ -213,10 +214,12 @@ fn once(values: impl IntoIterator<Item = String>) -> Vec<String> {
 pub fn parse_python_metadata(text: &str, path: &str) -> Option<PyPackage> {
     let fields = stanzas(text).into_iter().next()?;
     let expression = field(&fields, "License-Expression").map(str::to_string);
+    // A `License` of one short line names the licence; a longer one is the licence's text.
     let license = field(&fields, "License")
-        .and_then(|text| text.lines().next())
         .map(str::trim)
-        .filter(|first| !first.is_empty() && first.len() <= 80 && !first.eq_ignore_ascii_case("UNKNOWN"))
+        .filter(|text| {
+            !text.is_empty() && !text.contains('\n') && text.len() <= 80 && !text.eq_ignore_ascii_case("UNKNOWN")
+        })
         .map(str::to_string);
     let classifiers = fields
         .iter()
@@ -287,7 +290,7 @@ mod tests {
     #[test]
     fn reads_every_section_and_gives_debian_packages_their_licences() {
         let output = format!(
-            "@@@ dpkg /var/lib/dpkg/status\n{STATUS}@@@ copyright libc6\nLicense: LGPL-2.1+\nLicense: GPL-2+\nLicense: LGPL-2.1+\n@@@ python /opt/venv/lib/python3.11/site-packages/Jinja2-3.1.4.dist-info/METADATA\nMetadata-Version: 2.1\nName: Jinja2\nVersion: 3.1.4\nClassifier: License :: OSI Approved :: BSD License\n@@@ python /opt/venv/lib/python3.11/site-packages/attrs-24.2.0.dist-info/METADATA\nName: attrs\nVersion: 24.2.0\nLicense-Expression: MIT\nLicense: MIT License\n  and more\n@@@ r /usr/lib/R/library/stats/DESCRIPTION\nPackage: stats\nVersion: 4.2.2\nLicense: Part of R 4.2.2\n"
+            "@@@ dpkg /var/lib/dpkg/status\n{STATUS}@@@ copyright libc6\nLicense: LGPL-2.1+\nLicense: GPL-2+\nLicense: LGPL-2.1+\n@@@ python /opt/venv/lib/python3.11/site-packages/Jinja2-3.1.4.dist-info/METADATA\nMetadata-Version: 2.1\nName: Jinja2\nVersion: 3.1.4\nClassifier: License :: OSI Approved :: BSD License\n@@@ python /opt/venv/lib/python3.11/site-packages/attrs-24.2.0.dist-info/METADATA\nName: attrs\nVersion: 24.2.0\nLicense-Expression: MIT\nLicense: MIT License\n  and more\n@@@ python /opt/venv/lib/python3.11/site-packages/jupyterlab-4.2.5.dist-info/METADATA\nName: jupyterlab\nVersion: 4.2.5\nLicense: Copyright (c) 2015-2022 Project Jupyter Contributors\n        All rights reserved.\n        \n        Redistribution...\nClassifier: License :: OSI Approved :: BSD License\n@@@ r /usr/lib/R/library/stats/DESCRIPTION\nPackage: stats\nVersion: 4.2.2\nLicense: Part of R 4.2.2\n"
         );
         let inventory = parse(&output);
         assert_eq!(inventory.debian.len(), 3);
@@ -296,13 +299,19 @@ mod tests {
         assert!(inventory.debian.iter().find(|p| p.name == "base-files").unwrap().licenses.is_empty());
         let python: Vec<(&str, &str, &[String])> =
             inventory.python.iter().map(|p| (p.name.as_str(), p.version.as_str(), p.licenses.as_slice())).collect();
+        let bsd = ["BSD License".to_string()];
         assert_eq!(
             python,
-            [("Jinja2", "3.1.4", &["BSD License".to_string()][..]), ("attrs", "24.2.0", &["MIT".to_string()][..])]
+            [
+                ("Jinja2", "3.1.4", &bsd[..]),
+                ("attrs", "24.2.0", &["MIT".to_string()][..]),
+                ("jupyterlab", "4.2.5", &bsd[..]),
+            ],
+            "a licence's text is not its name: the classifier names it"
         );
         assert_eq!(inventory.r[0].name, "stats");
         assert_eq!(inventory.r[0].licenses, ["Part of R 4.2.2"]);
-        assert_eq!(inventory.len(), 6);
+        assert_eq!(inventory.len(), 7);
     }
 
     #[test]
