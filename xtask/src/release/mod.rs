@@ -1,7 +1,8 @@
 //! `cargo xtask release`, the library side: what may be pushed (`decide`, pure), the protocol
-//! that pushes it (`publish`: pins first, tags last) and promotion (`promote`), over two narrow
-//! interfaces that the engine ([`EnginePusher`]) and the registry's API ([`RegistryStore`])
-//! implement here. The CLI only reads flags and prints [`publish::Event`]s.
+//! that pushes it (`publish`: pins first, then each image's documents (`attach`), tags last) and
+//! promotion (`promote`), over narrow interfaces that the engine ([`EnginePusher`]), the
+//! registry's API ([`RegistryStore`]) and the documents' maker ([`StackAttestor`]) implement
+//! here. The CLI only reads flags and prints [`publish::Event`]s.
 
 pub mod attach;
 mod decide;
