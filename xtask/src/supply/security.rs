@@ -15,16 +15,17 @@ pub const REPORT_SCHEMA: &str = "stack-security/v1";
 
 /// The script run as root in a throwaway container of the image: prints `@@@ no-apt` when the
 /// image has no apt, else apt's simulated upgrade (`Inst` lines) after reading the package
-/// lists of the image's sources and of the security suite.
+/// lists of the image's sources (`sources.list`, and `sources.list.d/` in either format) and of
+/// the security suite.
 pub fn script(archive: &str) -> String {
     format!(
         r#"command -v apt-get >/dev/null 2>&1 || {{ echo '@@@ no-apt'; exit 0; }}
 . /etc/os-release
 d=/tmp/xtask-security; rm -rf $d; mkdir -p $d/lists/partial $d/cache/archives/partial
-cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | grep -v '^[[:space:]]*#' > $d/sources.list || true
+cat /etc/apt/sources.list 2>/dev/null | grep -v '^[[:space:]]*#' > $d/sources.list || true
 echo "deb {archive} ${{VERSION_CODENAME}}-security main" >> $d/sources.list
 echo "@@@ suite ${{VERSION_CODENAME}}-security"
-O="-o Dir::Etc::SourceList=$d/sources.list -o Dir::Etc::SourceParts=/nonexistent -o Dir::State::Lists=$d/lists -o Dir::Cache=$d/cache -o Debug::NoLocking=1 -o APT::Sandbox::User=root"
+O="-o Dir::Etc::SourceList=$d/sources.list -o Dir::State::Lists=$d/lists -o Dir::Cache=$d/cache -o Debug::NoLocking=1 -o APT::Sandbox::User=root"
 apt-get $O -qq update >$d/update.log 2>&1 || {{ echo '@@@ update-failed'; cat $d/update.log; exit 0; }}
 grep -q '^W: Failed\|^E:' $d/update.log && {{ echo '@@@ update-failed'; cat $d/update.log; exit 0; }}
 echo '@@@ simulation'
