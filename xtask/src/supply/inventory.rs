@@ -239,9 +239,11 @@ pub fn parse_python_metadata(text: &str, path: &str) -> Option<PyPackage> {
     })
 }
 
-/// An R package's `DESCRIPTION`.
+/// An R package's `DESCRIPTION`; `None` for one R never installed (no `Built` field, such as
+/// R's own `translations` folder), which `installed.packages()` does not list either.
 pub fn parse_r_description(text: &str, path: &str) -> Option<RPackage> {
     let fields = stanzas(text).into_iter().next()?;
+    field(&fields, "Built")?;
     let license = field(&fields, "License").map(|l| l.replace('\n', " "));
     Some(RPackage {
         name: field(&fields, "Package")?.to_string(),
@@ -290,7 +292,7 @@ mod tests {
     #[test]
     fn reads_every_section_and_gives_debian_packages_their_licences() {
         let output = format!(
-            "@@@ dpkg /var/lib/dpkg/status\n{STATUS}@@@ copyright libc6\nLicense: LGPL-2.1+\nLicense: GPL-2+\nLicense: LGPL-2.1+\n@@@ python /opt/venv/lib/python3.11/site-packages/Jinja2-3.1.4.dist-info/METADATA\nMetadata-Version: 2.1\nName: Jinja2\nVersion: 3.1.4\nClassifier: License :: OSI Approved :: BSD License\n@@@ python /opt/venv/lib/python3.11/site-packages/attrs-24.2.0.dist-info/METADATA\nName: attrs\nVersion: 24.2.0\nLicense-Expression: MIT\nLicense: MIT License\n  and more\n@@@ python /opt/venv/lib/python3.11/site-packages/jupyterlab-4.2.5.dist-info/METADATA\nName: jupyterlab\nVersion: 4.2.5\nLicense: Copyright (c) 2015-2022 Project Jupyter Contributors\n        All rights reserved.\n        \n        Redistribution...\nClassifier: License :: OSI Approved :: BSD License\n@@@ r /usr/lib/R/library/stats/DESCRIPTION\nPackage: stats\nVersion: 4.2.2\nLicense: Part of R 4.2.2\n"
+            "@@@ dpkg /var/lib/dpkg/status\n{STATUS}@@@ copyright libc6\nLicense: LGPL-2.1+\nLicense: GPL-2+\nLicense: LGPL-2.1+\n@@@ python /opt/venv/lib/python3.11/site-packages/Jinja2-3.1.4.dist-info/METADATA\nMetadata-Version: 2.1\nName: Jinja2\nVersion: 3.1.4\nClassifier: License :: OSI Approved :: BSD License\n@@@ python /opt/venv/lib/python3.11/site-packages/attrs-24.2.0.dist-info/METADATA\nName: attrs\nVersion: 24.2.0\nLicense-Expression: MIT\nLicense: MIT License\n  and more\n@@@ python /opt/venv/lib/python3.11/site-packages/jupyterlab-4.2.5.dist-info/METADATA\nName: jupyterlab\nVersion: 4.2.5\nLicense: Copyright (c) 2015-2022 Project Jupyter Contributors\n        All rights reserved.\n        \n        Redistribution...\nClassifier: License :: OSI Approved :: BSD License\n@@@ r /usr/lib/R/library/stats/DESCRIPTION\nPackage: stats\nVersion: 4.2.2\nLicense: Part of R 4.2.2\nBuilt: R 4.2.2; x86_64-pc-linux-gnu; 2022-11-10 17:50:26 UTC; unix\n@@@ r /usr/lib/R/library/translations/DESCRIPTION\nPackage: translations\nVersion: 4.2.2\n"
         );
         let inventory = parse(&output);
         assert_eq!(inventory.debian.len(), 3);
@@ -309,6 +311,7 @@ mod tests {
             ],
             "a licence's text is not its name: the classifier names it"
         );
+        assert_eq!(inventory.r.len(), 1, "an R folder that was never installed is no package");
         assert_eq!(inventory.r[0].name, "stats");
         assert_eq!(inventory.r[0].licenses, ["Part of R 4.2.2"]);
         assert_eq!(inventory.len(), 7);
