@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::discover::{self, TrialSpec};
+use crate::discover::{self, Check, SecurityCheck, TrialSpec};
 use crate::error::Error;
 use crate::format::Kind;
 use crate::junit::{self, Record, Verdict};
@@ -127,10 +127,34 @@ fn trial(shared: Arc<Shared>, spec: TrialSpec, gpu_here: bool) -> Trial {
     labelled(trial, &labels, gpu_here)
 }
 
-/// A trial's kind tag and ignored flag: GPU trials are ignored on a host without a GPU.
+/// A trial's kind tag and ignored flag: GPU trials are ignored on a host without a GPU, scanner
+/// trials where no scanner with its database is installed.
 fn labelled(trial: Trial, spec: &TrialSpec, gpu_here: bool) -> Trial {
     let kind = spec.check.kind();
-    trial.with_kind(kind.tag()).with_ignored_flag(kind == Kind::Gpu && !gpu_here)
+    trial.with_kind(kind.tag()).with_ignored_flag(ignored_because(spec, gpu_here).is_some())
+}
+
+/// Why each ignored trial is ignored, by name; with `say`, a note on the scanner trials.
+fn ignored_reasons(specs: &[TrialSpec], gpu_here: bool, say: bool) -> std::collections::HashMap<String, String> {
+    let reasons: std::collections::HashMap<String, String> =
+        specs.iter().filter_map(|s| Some((s.name.clone(), ignored_because(s, gpu_here)?))).collect();
+    let scanner = |s: &&TrialSpec| matches!(s.check, Check::Security(SecurityCheck::Scanner(_)));
+    let ignored: Vec<&TrialSpec> = specs.iter().filter(scanner).filter(|s| reasons.contains_key(&s.name)).collect();
+    if let (true, Some(first)) = (say, ignored.first()) {
+        eprintln!("note: {} scanner trial(s) ignored: {}", ignored.len(), reasons[&first.name]);
+    }
+    reasons
+}
+
+/// Why a trial is ignored on this host, if it is.
+fn ignored_because(spec: &TrialSpec, gpu_here: bool) -> Option<String> {
+    match &spec.check {
+        check if check.kind() == Kind::Gpu && !gpu_here => {
+            Some(format!("{}; this host has none", xtask::release::GPU_SKIPPED))
+        }
+        Check::Security(SecurityCheck::Scanner(_)) => xtask::supply::collect::usable_scanner().err(),
+        _ => None,
+    }
 }
 
 /// The trials a CI job asks for: `STACK_TEST_NODES=a,b@gpu` keeps those images' trials (each
@@ -150,7 +174,7 @@ fn select(specs: Vec<TrialSpec>, graph: &ImageGraph) -> Result<Vec<TrialSpec>, S
         specs.retain(|spec| wanted.contains(&spec.node.name.as_str()));
     }
     if let Some(kind) = std::env::var("STACK_TEST_KIND").ok().filter(|v| !v.trim().is_empty()) {
-        let kinds = ["acceptance", "workflow", "integration", "gpu"];
+        let kinds = ["acceptance", "workflow", "integration", "gpu", "security"];
         if !kinds.contains(&kind.as_str()) {
             return Err(format!(
                 "STACK_TEST_KIND `{kind}` is not a kind of trial\n  hint: one of {}",
@@ -231,10 +255,13 @@ pub fn main() -> ExitCode {
         eprintln!("note: {ignored_gpu} GPU trial(s) ignored: no NVIDIA GPU on this host (no /dev/nvidiactl, STACK_GPU unset); forced, they fail");
     }
     let trials: Vec<Trial> = specs.iter().map(|s| trial(shared.clone(), s.clone(), gpu_here)).collect();
-    let selected: Vec<(String, bool)> = trials
+    let reasons = ignored_reasons(&specs, gpu_here, !args.list);
+    let selected: Vec<(String, Option<String>)> = trials
         .iter()
         .filter(|t| !args.is_filtered_out(t))
-        .map(|t| (t.name().to_string(), t.has_ignored_flag()))
+        .map(|t| {
+            (t.name().to_string(), t.has_ignored_flag().then(|| reasons.get(t.name()).cloned().unwrap_or_default()))
+        })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
     if let Some(Ok((runtime, runner))) = shared.ready.get() {
@@ -248,9 +275,8 @@ pub fn main() -> ExitCode {
         let mut records = shared.records.lock().expect("records").clone();
         for (name, ignored) in selected {
             if !records.iter().any(|r| r.name == name) {
-                let gpu = format!("{}; this host has none", xtask::release::GPU_SKIPPED);
-                let reason = if ignored { gpu.as_str() } else { "not run" };
-                records.push(Record { name, duration: Duration::ZERO, verdict: Verdict::Skipped(reason.into()) });
+                let reason = ignored.unwrap_or_else(|| "not run".into());
+                records.push(Record { name, duration: Duration::ZERO, verdict: Verdict::Skipped(reason) });
             }
         }
         records.sort_by(|a, b| a.name.cmp(&b.name));

@@ -23,7 +23,20 @@ pub enum Check {
     Metadata(MetadataCheck),
     Script(ScriptCheck),
     Service(ServiceCheck),
+    Security(SecurityCheck),
 }
+
+/// The security trials of an image (see docs/supply-chain.md), with the spec's thresholds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecurityCheck {
+    /// Pending updates from the Debian security archive, by apt's simulation inside the image.
+    PendingUpdates(xtask::spec::Security),
+    /// A scanner's findings (trivy, grype), where one is installed with its database.
+    Scanner(xtask::spec::Security),
+}
+
+/// The owner part of the security trials' names: `<node>::security/debian::pending-updates`.
+pub const SECURITY_OWNER: &str = "security";
 
 impl Check {
     pub fn kind(&self) -> Kind {
@@ -33,6 +46,7 @@ impl Check {
             Check::Metadata(_) => Kind::Acceptance,
             Check::Script(check) => check.kind,
             Check::Service(check) => check.kind,
+            Check::Security(_) => Kind::Security,
         }
     }
 }
@@ -220,6 +234,19 @@ fn discover_focused(spec: &Spec, graph: &ImageGraph, focus: Option<&Focus<'_>>) 
             for (check_name, check) in suite.checks(own_image) {
                 let name = format!("{}::{owner}/{}::{check_name}", node.name, suite.stem);
                 trials.push(TrialSpec { name, node: node.clone(), check, source: suite.path.clone() });
+            }
+        }
+        if let Some(limits) = spec.security.as_ref().filter(|_| wanted(SECURITY_OWNER)) {
+            for (suite, check, security) in [
+                ("debian", "pending-updates", SecurityCheck::PendingUpdates(limits.clone())),
+                ("scanner", "vulnerabilities", SecurityCheck::Scanner(limits.clone())),
+            ] {
+                trials.push(TrialSpec {
+                    name: format!("{}::{SECURITY_OWNER}/{suite}::{check}", node.name),
+                    node: node.clone(),
+                    check: Check::Security(security),
+                    source: spec.file.clone(),
+                });
             }
         }
         if trials.len() == before && focus.is_none() {

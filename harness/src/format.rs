@@ -51,6 +51,9 @@ pub enum Kind {
     Integration,
     /// Needs an NVIDIA GPU: ignored, with the reason, where the engine has none.
     Gpu,
+    /// The supply chain's security check (pending security updates, a scanner), when the spec
+    /// sets `security:`; never written in a suite.
+    Security,
 }
 
 impl Kind {
@@ -61,6 +64,7 @@ impl Kind {
             Kind::Workflow => "workflow",
             Kind::Integration => "integration",
             Kind::Gpu => "gpu",
+            Kind::Security => "security",
         }
     }
 }

@@ -14,7 +14,7 @@ use xtask::graph::NodeId;
 use xtask::spec::Spec;
 
 use crate::agent::{self, Agent};
-use crate::discover::{Check, TrialSpec};
+use crate::discover::{Check, SecurityCheck, TrialSpec};
 use crate::error::{Error, Result};
 use crate::format::{
     check_text, Command, CommandCheck, FileCheck, Kind, MetadataCheck, ScriptCheck, ServiceCheck, TextCheck,
@@ -165,6 +165,52 @@ impl Runner {
         xtask::build::build_reference(&self.spec, node)
     }
 
+    /// A security trial: asks the archive (or the scanners) about the image, writes the report
+    /// under `target/xtask/security/` for `release` and `docs`, and fails above the spec's
+    /// thresholds.
+    async fn security(&self, node: &NodeId, check: &SecurityCheck) -> Result<()> {
+        use xtask::supply::{collect, security};
+        let reference = self.image_of(node);
+        let image_id = self.engine.image(&reference).await?.and_then(|i| i.id).unwrap_or_default();
+        let dir = xtask::paths::work_dir(&self.spec).join("security");
+        let stem = xtask::docs::file_stem(&self.spec, &node.image, &node.variant);
+        let (report_path, scanners_path) = security::report_paths(&dir, &stem);
+        let write = |path: &std::path::Path, text: String| {
+            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(path, text)).map_err(bug)
+        };
+        match check {
+            SecurityCheck::PendingUpdates(limits) => {
+                let report = collect::security(&self.engine, &node.name, &image_id, &limits.archive).await?;
+                write(&report_path, serde_json::to_string_pretty(&report).map_err(bug)? + "\n")?;
+                if let Some(reason) = &report.skipped {
+                    return Err(Error::Unsupported(format!("{}: the security check cannot run: {reason}", node.name)));
+                }
+                report
+                    .verdict(&xtask::spec::Security { max_vulnerabilities: None, ..limits.clone() })
+                    .map_err(Error::Failed)
+            }
+            SecurityCheck::Scanner(limits) => {
+                let scanners = collect::scanners(&reference).await;
+                write(&scanners_path, serde_json::to_string_pretty(&(&image_id, &scanners)).map_err(bug)? + "\n")?;
+                if scanners.iter().all(|s| s.skipped.is_some()) {
+                    let reasons: Vec<String> = scanners.iter().filter_map(|s| s.skipped.clone()).collect();
+                    return Err(Error::Unsupported(reasons.join("; ")));
+                }
+                let report = security::Report {
+                    schema: security::REPORT_SCHEMA.into(),
+                    node: node.name.clone(),
+                    image_id,
+                    suite: None,
+                    checked: String::new(),
+                    skipped: None,
+                    pending: vec![],
+                    scanners,
+                };
+                report.verdict(limits).map_err(Error::Failed)
+            }
+        }
+    }
+
     async fn container(&self, node: &NodeId) -> Result<Arc<TestContainer>> {
         let cell = self.containers.lock().expect("container map").entry(node.name.clone()).or_default().clone();
         cell.get_or_init(|| async {
@@ -196,6 +242,7 @@ impl Runner {
             Check::File(check) => self.file(&*self.container(&trial.node).await?, check).await,
             Check::Script(check) => self.script(&*self.container(&trial.node).await?, check).await,
             Check::Service(check) => self.service(&trial.node, check).await,
+            Check::Security(check) => self.security(&trial.node, check).await,
         };
         result.map_err(|error| match error {
             Error::Failed(problems) => Error::Failed(format!("{problems}\n  (from {})", trial.source.display())),

@@ -603,10 +603,22 @@ impl Engine {
         commands: &[String],
         timeout: std::time::Duration,
     ) -> Result<Vec<ExecOutput>, EngineError> {
+        self.run_in_image_as(image, None, commands, timeout).await
+    }
+
+    /// [`Engine::run_in_image`] as `user` (`"0"` for root: reading every file, running apt).
+    pub async fn run_in_image_as(
+        &self,
+        image: &str,
+        user: Option<&str>,
+        commands: &[String],
+        timeout: std::time::Duration,
+    ) -> Result<Vec<ExecOutput>, EngineError> {
         let request = ContainerRequest {
             image: image.to_string(),
             entrypoint: Some(vec!["sh".into(), "-c".into(), "sleep 3600".into()]),
             cmd: Some(vec![]),
+            user: user.map(str::to_string),
             labels: HashMap::from([(PROBE_LABEL.to_string(), std::process::id().to_string())]),
             ..Default::default()
         };

@@ -10,6 +10,8 @@ use crate::engine::EngineError;
 use crate::git::GitError;
 use crate::registry::RegistryError;
 use crate::release::ReleaseError;
+use crate::supply::verify::VerifyError;
+use crate::supply::SupplyError;
 use crate::tags::TagRunError;
 
 /// Exit codes, documented in the README.
@@ -33,19 +35,22 @@ pub enum ExitCode {
     NotBuilt = 7,
     /// Refused on purpose: a reserved branch, a version command that failed, no or unreadable
     /// test results, held images with `--all-or-nothing`, a promotion whose source is
-    /// incomplete or whose target is taken.
+    /// incomplete, whose target is taken, or whose images lack documents that cannot be attached.
     Refused = 8,
     /// The registry cannot be reached, refused the credentials, or a push failed after retries.
     Registry = 9,
     /// `docs --check` found stale pages, or a documentation command failed inside an image.
     Docs = 10,
+    /// `verify` found no signature made with the key for the image's manifest, or a manifest
+    /// that is not the one signed.
+    Unverified = 11,
     /// Ctrl-C or SIGTERM stopped the run.
     Interrupted = 130,
 }
 
 impl ExitCode {
     /// Every code, in the README's order.
-    pub const ALL: [ExitCode; 12] = [
+    pub const ALL: [ExitCode; 13] = [
         ExitCode::Success,
         ExitCode::Failure,
         ExitCode::Usage,
@@ -57,6 +62,7 @@ impl ExitCode {
         ExitCode::Refused,
         ExitCode::Registry,
         ExitCode::Docs,
+        ExitCode::Unverified,
         ExitCode::Interrupted,
     ];
 }
@@ -82,6 +88,10 @@ pub enum Error {
     Release(#[from] ReleaseError),
     #[error(transparent)]
     Docs(#[from] DocsError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Supply(#[from] SupplyError),
     /// Writing the command's output or a record failed.
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
@@ -109,6 +119,8 @@ impl Error {
             Error::Tag(error) => error.exit_code(),
             Error::Release(error) => error.exit_code(),
             Error::Docs(error) => error.exit_code(),
+            Error::Verify(error) => error.exit_code(),
+            Error::Supply(error) => error.exit_code(),
             Error::Io { .. } | Error::Other(_) => ExitCode::Failure,
         }
     }

@@ -29,4 +29,5 @@ pub mod render;
 pub mod scheduler;
 pub mod signals;
 pub mod spec;
+pub mod supply;
 pub mod tags;

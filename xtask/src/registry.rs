@@ -121,6 +121,7 @@ enum Method<'a> {
     Get,
     Head,
     Put { content_type: &'a str, body: &'a [u8] },
+    Post,
     Delete,
 }
 
@@ -197,6 +198,13 @@ impl Registry {
                 }
                 request.call()
             }
+            Method::Post => {
+                let mut request = self.agent.post(url);
+                if let Some(auth) = auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.send_empty()
+            }
             Method::Delete => {
                 let mut request = self.agent.delete(url);
                 if let Some(auth) = auth {
@@ -219,7 +227,7 @@ impl Registry {
             .iter()
             .map(|(name, value)| (name.as_str().to_ascii_lowercase(), value.to_str().unwrap_or_default().to_string()))
             .collect();
-        let body = if matches!(method, Method::Head | Method::Delete) {
+        let body = if matches!(method, Method::Head | Method::Delete | Method::Post) {
             Vec::new()
         } else {
             response.body_mut().with_config().limit(64 << 20).read_to_vec().map_err(|e| e.to_string())?
@@ -365,6 +373,87 @@ impl Registry {
             _ => Err(self.failed("tagging", &format!("{repository}:{tag}"), &answer)),
         }
     }
+
+    /// Uploads `bytes` as a blob of `repository` unless it is stored already (a monolithic
+    /// upload: `POST` for a session, then one `PUT` with the digest); returns its digest.
+    pub fn push_blob(&self, repository: &str, bytes: &[u8]) -> Result<String, RegistryError> {
+        let digest = digest_of(bytes);
+        if self.has_blob(repository, &digest)? {
+            return Ok(digest);
+        }
+        let scope = format!("repository:{repository}:pull,push");
+        let started = self.request(Method::Post, &format!("/v2/{repository}/blobs/uploads/"), &scope)?;
+        let location = match started.status {
+            202 => started.headers.get("location").cloned().unwrap_or_default(),
+            403 => return Err(self.unauthorized()),
+            _ => return Err(self.failed("starting an upload to", repository, &started)),
+        };
+        // The location is absolute or relative to the registry; the digest joins its query.
+        let path = match location.find("/v2/") {
+            Some(start) => location[start..].to_string(),
+            None => return Err(self.failed("starting an upload to", repository, &started)),
+        };
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let path = format!("{path}{separator}digest={}", encode(&digest));
+        let method = Method::Put { content_type: "application/octet-stream", body: bytes };
+        let answer = self.request(method, &path, &scope)?;
+        match answer.status {
+            200..=299 => Ok(digest),
+            403 => Err(self.unauthorized()),
+            _ => Err(self.failed("uploading blob", &format!("{repository}@{digest}"), &answer)),
+        }
+    }
+
+    /// Blob `digest` of `repository`, if it is stored.
+    pub fn blob(&self, repository: &str, digest: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        let scope = format!("repository:{repository}:pull");
+        let answer = self.request(Method::Get, &format!("/v2/{repository}/blobs/{digest}"), &scope)?;
+        match answer.status {
+            200 => Ok(Some(answer.body)),
+            404 => Ok(None),
+            401 | 403 => Err(self.unauthorized()),
+            _ => Err(self.failed("reading blob", &format!("{repository}@{digest}"), &answer)),
+        }
+    }
+
+    /// The manifests that refer to `digest` (OCI 1.1's referrers API), or `None` when the
+    /// registry has no such API (distribution 2.8 answers 404): the caller then uses the tag
+    /// scheme.
+    pub fn referrers(&self, repository: &str, digest: &str) -> Result<Option<Vec<Referrer>>, RegistryError> {
+        let scope = format!("repository:{repository}:pull");
+        let answer = self.request(Method::Get, &format!("/v2/{repository}/referrers/{digest}"), &scope)?;
+        match answer.status {
+            200 => Ok(parse_referrers(&answer.body)),
+            404 | 405 => Ok(None),
+            401 | 403 => Err(self.unauthorized()),
+            _ => Err(self.failed("listing the referrers of", &format!("{repository}@{digest}"), &answer)),
+        }
+    }
+}
+
+/// A manifest that refers to another (one entry of a referrers index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referrer {
+    pub digest: String,
+    pub media_type: String,
+    pub artifact_type: String,
+}
+
+/// The entries of a referrers answer (an OCI image index); `None` when it is not one.
+pub fn parse_referrers(body: &[u8]) -> Option<Vec<Referrer>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let manifests = value.get("manifests")?.as_array()?;
+    let text = |v: &serde_json::Value, key: &str| v[key].as_str().unwrap_or_default().to_string();
+    Some(
+        manifests
+            .iter()
+            .map(|m| Referrer {
+                digest: text(m, "digest"),
+                media_type: text(m, "mediaType"),
+                artifact_type: text(m, "artifactType"),
+            })
+            .collect(),
+    )
 }
 
 /// `(host, path under it)` of a repository that names a registry
@@ -410,6 +499,99 @@ mod tests {
         assert_eq!(c.params["scope"], "repository:a/b:pull");
         let c = parse_challenge(r#"Basic realm="test""#).unwrap();
         assert_eq!((c.scheme.as_str(), c.params["realm"].as_str()), ("basic", "test"));
+    }
+
+    #[test]
+    fn reads_a_referrers_index() {
+        let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aa","size":10,"artifactType":"application/vnd.cyclonedx+json"}]}"#;
+        let found = parse_referrers(body).unwrap();
+        assert_eq!(found[0].digest, "sha256:aa");
+        assert_eq!(found[0].artifact_type, "application/vnd.cyclonedx+json");
+        assert_eq!(parse_referrers(b"404 page not found"), None);
+    }
+
+    /// A registry that answers from a script: each request's `METHOD path` (query cut) is looked
+    /// up in `answers`; what it was asked is returned when it stops.
+    fn scripted(
+        answers: Vec<(&'static str, u16, &'static str, &'static str)>,
+    ) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let handle = std::thread::spawn(move || {
+            let mut asked = Vec::new();
+            for _ in 0..answers.len() {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let mut length = 0;
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).unwrap();
+                    if header.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let request: Vec<&str> = line.split_whitespace().collect();
+                let key = format!("{} {}", request[0], request[1].split('?').next().unwrap());
+                asked.push(format!("{} {}", request[0], request[1]));
+                let (_, status, headers, body) =
+                    answers.iter().find(|(k, ..)| *k == key).copied().unwrap_or(("", 404, "", ""));
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(response.as_bytes()).unwrap();
+            }
+            asked
+        });
+        (host, handle)
+    }
+
+    #[test]
+    fn lists_referrers_where_the_registry_has_the_api_and_says_none_where_it_has_not() {
+        let index = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bb","size":3,"artifactType":"application/vnd.in-toto+json"}]}"#;
+        let (host, server) = scripted(vec![
+            (
+                "GET /v2/ns/app/referrers/sha256:aa",
+                200,
+                "Content-Type: application/vnd.oci.image.index.v1+json\r\n",
+                index,
+            ),
+            ("GET /v2/ns/old/referrers/sha256:aa", 404, "", "404 page not found"),
+        ]);
+        let client = Registry::new(&host, None).with_retries(0);
+        let found = client.referrers("ns/app", "sha256:aa").unwrap().unwrap();
+        assert_eq!(
+            (found[0].digest.as_str(), found[0].artifact_type.as_str()),
+            ("sha256:bb", "application/vnd.in-toto+json")
+        );
+        assert_eq!(client.referrers("ns/old", "sha256:aa").unwrap(), None);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn uploads_a_blob_in_one_put_to_the_location_the_registry_gives() {
+        let (host, server) = scripted(vec![
+            (
+                "HEAD /v2/ns/app/blobs/sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+                404,
+                "",
+                "",
+            ),
+            ("POST /v2/ns/app/blobs/uploads/", 202, "Location: /v2/ns/app/blobs/uploads/u1?_state=s\r\n", ""),
+            ("PUT /v2/ns/app/blobs/uploads/u1", 201, "", ""),
+        ]);
+        let client = Registry::new(&host, None).with_retries(0);
+        assert_eq!(client.push_blob("ns/app", b"{}").unwrap(), digest_of(b"{}"));
+        let asked = server.join().unwrap();
+        assert_eq!(asked[2], format!("PUT /v2/ns/app/blobs/uploads/u1?_state=s&digest={}", encode(&digest_of(b"{}"))));
     }
 
     #[test]

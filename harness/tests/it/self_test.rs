@@ -569,3 +569,47 @@ async fn a_panicking_check_fails_alone_and_the_container_is_still_removed() {
     let left = engine.containers().await.unwrap();
     assert!(started.iter().all(|id| !left.contains(id)), "a container outlived the run");
 }
+
+#[test]
+fn security_trials_come_with_the_spec_key_two_per_image() {
+    let (_dir, spec_path) = editable();
+    let without = discover_at(&spec_path).unwrap();
+    assert!(!without.iter().any(|t| t.check.kind() == Kind::Security), "no `security:`, no security trial");
+    let text = std::fs::read_to_string(&spec_path).unwrap();
+    std::fs::write(&spec_path, format!("{text}security:\n  max_pending: 3\n")).unwrap();
+    let trials = discover_at(&spec_path).unwrap();
+    let spec = Spec::load(&spec_path).unwrap();
+    let graph = ImageGraph::new(&spec);
+    for node in graph.topological_order() {
+        for name in [
+            format!("{}::security/debian::pending-updates", node.name),
+            format!("{}::security/scanner::vulnerabilities", node.name),
+        ] {
+            let trial = trials.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no trial {name}"));
+            assert_eq!(trial.check.kind(), Kind::Security);
+            let exact = harness::discover::discover_exact(&spec, &graph, &name).unwrap();
+            assert_eq!(exact.len(), 1, "--exact finds {name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_security_trial_that_cannot_ask_apt_fails_with_the_reason_and_never_passes() {
+    let fixture = fixture().await;
+    let engine = Engine::connect().await.unwrap();
+    let runner = Runner::new(engine, fixture.spec.clone(), GpuAccess::None);
+    let limits = xtask::spec::Security {
+        archive: "http://deb.debian.org/debian-security".into(),
+        max_pending: 0,
+        max_vulnerabilities: None,
+    };
+    let trial = TrialSpec {
+        name: "base::security/debian::pending-updates".into(),
+        node: node(&fixture.spec, "base"),
+        check: Check::Security(harness::discover::SecurityCheck::PendingUpdates(limits)),
+        source: "spec.yml".into(),
+    };
+    let error = runner.run(&trial).await.unwrap_err().to_string();
+    runner.cleanup().await;
+    assert!(error.contains("cannot run") && error.contains("no apt-get"), "{error}");
+}

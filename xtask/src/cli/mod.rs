@@ -11,7 +11,9 @@ mod new;
 mod plan;
 mod refresh;
 mod release;
+mod sbom;
 mod tag;
+mod verify;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -52,6 +54,10 @@ pub enum Command {
     Docs(docs::Docs),
     /// Set bases' refresh keys in the spec (remake the bases and rebuild on them, on purpose)
     Refresh(refresh::Refresh),
+    /// Write each built image's SBOM (CycloneDX, SPDX) and provenance, read from inside it
+    Sbom(sbom::Sbom),
+    /// Check an image's signature in the registry with a public key, and list its documents
+    Verify(verify::Verify),
 
     /// Measure the tool's own speed (benchmarks that print figures)
     #[command(subcommand)]
@@ -85,6 +91,8 @@ impl Cli {
             Command::Release(command) => command.run(self, out).await,
             Command::Docs(command) => command.run(self, out).await,
             Command::Refresh(command) => command.run(self, out),
+            Command::Sbom(command) => command.run(self, out).await,
+            Command::Verify(command) => command.run(self, out).await,
 
             Command::Bench(command) => Ok(command.run(self, out).await?),
         }

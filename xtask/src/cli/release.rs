@@ -51,6 +51,18 @@ pub struct Release {
     /// Say what would be pushed and moved, and push, move and write nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Sign each pushed manifest (and its provenance) with this PEM P-256 private key, as cosign
+    /// does (`cargo xtask verify REF --key PUB` checks it)
+    #[arg(long, value_name = "PATH", conflicts_with = "promote")]
+    pub sign_key: Option<PathBuf>,
+    /// Folders of SBOMs and provenance that `cargo xtask sbom` wrote (repeatable), for images not
+    /// on this engine [default: target/xtask/sbom]
+    #[arg(long, value_name = "DIR")]
+    pub attestations: Vec<PathBuf>,
+    /// Folders of the security trials' reports to list in the record (repeatable)
+    /// [default: target/xtask/security]
+    #[arg(long, value_name = "DIR", conflicts_with = "promote")]
+    pub security: Vec<PathBuf>,
 }
 
 impl Release {
@@ -64,12 +76,16 @@ impl Release {
         let (host, _) = registry::address(&target);
         let credentials = credentials::lookup(&host);
         let client = Arc::new(Registry::new(&target, credentials.clone()));
+        let attestor = self.attestor(&spec)?;
         let record = match (&self.promote, &self.to) {
             (Some(from), Some(to)) => {
                 let request = promote::Request { from, to, force: self.force, dry_run: self.dry_run, registry: &host };
-                let promotions = release::promote_stack(&spec, &graph, client, request).await?;
+                let promotions = release::promote_stack(&spec, &graph, client, &attestor, request).await?;
                 for p in &promotions {
                     writeln!(out, "{}: {}:{} -> {} ({})", p.node, p.repository, p.to, p.digest, p.status)?;
+                    for attached in &p.attached {
+                        writeln!(out, "{}: attached its {} ({})", p.node, attached.kind.name(), attached.reference)?;
+                    }
                 }
                 ReleaseRecord { schema: RELEASE_RECORD_SCHEMA.into(), registry: host, images: vec![], promotions }
             }
@@ -83,7 +99,7 @@ impl Release {
                     all_or_nothing: self.all_or_nothing,
                     host,
                 };
-                let Some(record) = self.push(&spec, &graph, client, credentials, &request, out).await? else {
+                let Some(record) = self.push(&spec, client, credentials, attestor, &request, out).await? else {
                     return Ok(());
                 };
                 record
@@ -103,13 +119,13 @@ impl Release {
     async fn push(
         &self,
         spec: &crate::spec::Spec,
-        graph: &ImageGraph,
         client: Arc<Registry>,
         credentials: Option<credentials::Credentials>,
+        attestor: release::StackAttestor,
         request: &release::Request,
         out: &mut dyn Write,
     ) -> Result<Option<ReleaseRecord>, Error> {
-        let prepared = release::prepare(spec, graph, request)?;
+        let prepared = release::prepare(spec, &ImageGraph::new(spec), request)?;
         if !prepared.held.is_empty() {
             writeln!(out, "held back:")?;
             for image in &prepared.held {
@@ -120,9 +136,10 @@ impl Release {
             for push in &prepared.pushes {
                 writeln!(
                     out,
-                    "{}: would push {} (unless the registry has it) then tag {}",
+                    "{}: would push {} (unless the registry has it), attach its SBOM, provenance{}, then tag {}",
                     push.node,
                     push.pin_reference(),
+                    if self.sign_key.is_some() { " and signature" } else { "" },
                     push.tags.join(", ")
                 )?;
             }
@@ -138,11 +155,16 @@ impl Release {
                 failed_write.get_or_insert(error);
             }
         };
-        let record = release::push(client, credentials, &prepared, &mut |event| match event {
+        let record = release::push(client, credentials, &prepared, attestor, &mut |event| match event {
             Event::Pushing { node, reference } => say(format!("{node}: pushing {reference}")),
             Event::Present { node, reference } => say(format!("{node}: {reference} is in the registry already")),
             Event::Retrying { reference, error, pause } => {
                 eprintln!("{reference}: {error}; trying again in {} ms", pause.as_millis())
+            }
+            Event::Attached { node, attachments } => {
+                for a in attachments {
+                    say(format!("{node}: {} {} ({})", a.kind.name(), a.status, a.reference))
+                }
             }
             Event::Tagged { node, repository, digest, tags } => {
                 say(format!("{node}: {repository}@{digest} tagged {}", tags.join(", ")))
@@ -159,6 +181,55 @@ impl Release {
                 prepared.untested_on_gpu.join(", ")
             )?;
         }
-        Ok(Some(record?))
+        let mut record = record?;
+        let dirs = if self.security.is_empty() { vec![work_dir(spec).join("security")] } else { self.security.clone() };
+        release::add_security_reports(spec, &ImageGraph::new(spec), &mut record, &prepared.pushes, &dirs);
+        print_security(&record, out)?;
+        Ok(Some(record))
     }
+
+    /// What makes the documents: the folders `sbom` wrote, the key (read now: a bad key stops
+    /// the release before anything is pushed); the engine is found when pushing.
+    fn attestor(&self, spec: &crate::spec::Spec) -> Result<release::StackAttestor, Error> {
+        let key = match &self.sign_key {
+            Some(path) => {
+                let shown = path.display().to_string();
+                let pem = std::fs::read_to_string(path).map_err(|e| crate::supply::sign::KeyError::Unreadable {
+                    path: shown.clone(),
+                    reason: e.to_string(),
+                    hint: "check the path",
+                });
+                let pem = pem.map_err(crate::supply::SupplyError::from)?;
+                Some(crate::supply::sign::signing_key(&shown, &pem).map_err(crate::supply::SupplyError::from)?)
+            }
+            None => None,
+        };
+        let dirs =
+            if self.attestations.is_empty() { vec![work_dir(spec).join("sbom")] } else { self.attestations.clone() };
+        Ok(release::StackAttestor {
+            spec: Arc::new(spec.clone()),
+            graph: Arc::new(ImageGraph::new(spec)),
+            engine: None,
+            images: Default::default(),
+            dirs,
+            key,
+        })
+    }
+}
+
+/// One line per pushed image: its pending security updates, or that no report was found.
+fn print_security(record: &ReleaseRecord, out: &mut dyn Write) -> std::io::Result<()> {
+    for image in record.images.iter().filter(|i| i.status == "pushed") {
+        match &image.security {
+            Some(report) => writeln!(
+                out,
+                "{}: {} pending security update(s) (checked {})",
+                image.node,
+                report.pending.len(),
+                report.checked
+            )?,
+            None => writeln!(out, "{}: no security report for this image (run its security trials)", image.node)?,
+        }
+    }
+    Ok(())
 }

@@ -204,6 +204,11 @@ async fn current(
         sections,
         previous: None,
         history: vec![],
+        security: crate::supply::security::read_report(
+            &crate::paths::work_dir(spec).join("security"),
+            &super::file_stem(spec, &id.image, &id.variant),
+            image.id.as_deref().unwrap_or_default(),
+        ),
     };
     Ok((snapshot, failures))
 }

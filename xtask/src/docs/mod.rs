@@ -80,6 +80,9 @@ pub struct Snapshot {
     pub previous: Option<Release>,
     /// Every documented release of this image, oldest first, this one last.
     pub history: Vec<HistoryEntry>,
+    /// The security trials' last report for this image (`target/xtask/security/`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<crate::supply::security::Report>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +218,36 @@ pub fn file_stem(spec: &Spec, image: &str, variant: &str) -> String {
     }
 }
 
+/// The page's section on pending security updates (nothing when no report was made).
+fn security_section(report: Option<&crate::supply::security::Report>) -> String {
+    let Some(report) = report else { return String::new() };
+    let mut out = String::from("\n## Pending security updates\n\n");
+    if let Some(reason) = &report.skipped {
+        out.push_str(&format!("Checked {}: the check could not run: {reason}\n", report.checked));
+        return out;
+    }
+    let suite = report.suite.as_deref().unwrap_or("the security archive");
+    let n = report.pending.len();
+    out.push_str(&format!(
+        "Checked {} against `{suite}`: {n} package{} with a newer version there.\n",
+        report.checked,
+        if n == 1 { "" } else { "s" }
+    ));
+    if n > 0 {
+        out.push_str("\n| package | installed | security archive |\n| --- | --- | --- |\n");
+        for p in &report.pending {
+            out.push_str(&format!("| {} | {} | {} |\n", p.package, p.installed, p.available));
+        }
+    }
+    for scanner in &report.scanners {
+        match &scanner.skipped {
+            Some(reason) => out.push_str(&format!("\n{}: not run ({reason}).\n", scanner.scanner)),
+            None => out.push_str(&format!("\n{}: {} finding(s).\n", scanner.scanner, scanner.findings.len())),
+        }
+    }
+    out
+}
+
 fn short(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     &hex[..hex.len().min(12)]
@@ -316,6 +349,7 @@ pub fn page(snapshot: &Snapshot) -> String {
     if let Some(revision) = &s.revision {
         row("commit", format!("`{revision}`"));
     }
+    out.push_str(&security_section(s.security.as_ref()));
     out.push_str("\n## Changes since the previous release\n\n");
     out.push_str(&changes(s, "###"));
     out.push_str("\n## Layers\n\n| # | created by | size | cumulative |\n| --- | --- | --- | --- |\n");
@@ -460,7 +494,37 @@ mod tests {
             sections: vec![],
             previous: None,
             history: vec![],
+            security: None,
         }
+    }
+
+    #[test]
+    fn a_page_says_which_security_updates_are_pending() {
+        let mut s = snapshot("sha256:1", 100, &[("a", "1")]);
+        assert!(!page(&s).contains("## Pending security updates"), "no report, no section");
+        s.security = Some(crate::supply::security::Report {
+            schema: crate::supply::security::REPORT_SCHEMA.into(),
+            node: "base".into(),
+            image_id: "sha256:1".into(),
+            suite: Some("bookworm-security".into()),
+            checked: "2026-11-22T05:00:00Z".into(),
+            skipped: None,
+            pending: vec![crate::supply::security::Pending {
+                package: "libssl3".into(),
+                installed: "3.0.20".into(),
+                available: "3.0.22".into(),
+                archive: "Debian-Security:12/oldstable-security".into(),
+            }],
+            scanners: vec![],
+        });
+        let text = page(&s);
+        assert!(
+            text.contains(
+                "## Pending security updates\n\nChecked 2026-11-22T05:00:00Z against `bookworm-security`: 1 package"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("| libssl3 | 3.0.20 | 3.0.22 |"), "{text}");
     }
 
     #[test]

@@ -217,6 +217,12 @@ pub struct ReleasedImage {
     /// What a reader must know, such as "released untested on a GPU".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Its documents in the registry (SBOM, provenance, signature), attached before its tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<super::attach::Attachment>,
+    /// The security trials' report for this image, when they ran for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<crate::supply::security::Report>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +234,9 @@ pub struct Promotion {
     pub digest: String,
     /// `moved`, `already there`, or `would move` (dry run).
     pub status: String,
+    /// Documents the image lacked and got before its tag moved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<super::attach::Attachment>,
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! `cargo xtask release`, the library side: what may be pushed (`decide`, pure), the protocol
-//! that pushes it (`publish`: pins first, tags last) and promotion (`promote`), over two narrow
-//! interfaces that the engine ([`EnginePusher`]) and the registry's API ([`RegistryStore`])
-//! implement here. The CLI only reads flags and prints [`publish::Event`]s.
+//! that pushes it (`publish`: pins first, then each image's documents (`attach`), tags last) and
+//! promotion (`promote`), over narrow interfaces that the engine ([`EnginePusher`]), the
+//! registry's API ([`RegistryStore`]) and the documents' maker ([`StackAttestor`]) implement
+//! here. The CLI only reads flags and prints [`publish::Event`]s.
 
+pub mod attach;
 mod decide;
+pub mod documents;
 pub mod promote;
 pub mod publish;
 
@@ -11,17 +14,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use attach::{ArtifactStore, Attachment, Attestor};
 pub use decide::{
     decide, parse_cases, parse_junit, tally, Case, Counts, Hold, Promotion, ReleaseRecord, ReleasedImage, ResultsError,
     Verdict, GPU_SKIPPED, RELEASE_RECORD_SCHEMA,
 };
+pub use documents::StackAttestor;
 pub use publish::{Backoff, Event, ManifestStore, PinPusher, Push};
 
 use crate::credentials::Credentials;
 use crate::engine::{Engine, EngineError};
 use crate::error::ExitCode;
 use crate::graph::{ImageGraph, NodeId};
-use crate::registry::{Manifest, Registry, RegistryError};
+use crate::registry::{Manifest, Referrer, Registry, RegistryError};
 use crate::spec::Spec;
 use crate::tags::TagRecord;
 
@@ -60,6 +65,10 @@ pub enum ReleaseError {
     PromoteTaken { to: String, taken: Vec<String> },
     #[error("cannot write the release record {}: {source}", path.display())]
     Record { path: PathBuf, source: std::io::Error },
+    #[error("{node}: cannot make its SBOM and provenance: {reason}; no tag was moved\n  hint: run `cargo xtask sbom {node}` where the image is (it writes them for `release --attestations`), or release from the machine that built it")]
+    Attest { node: String, reason: String },
+    #[error("cannot promote: {} lack their SBOM or provenance in the registry, and none was found to attach; no tag was moved:\n  {}\n  hint: `cargo xtask sbom <image>` where the image is writes them (then promote again with `--attestations DIR`), or release the images again", .missing.len(), .missing.join("\n  "))]
+    PromoteUnattached { missing: Vec<String> },
 }
 
 impl ReleaseError {
@@ -74,7 +83,9 @@ impl ReleaseError {
             | ReleaseError::AllOrNothing { .. }
             | ReleaseError::InvalidTag { .. }
             | ReleaseError::PromoteIncomplete { .. }
-            | ReleaseError::PromoteTaken { .. } => ExitCode::Refused,
+            | ReleaseError::PromoteTaken { .. }
+            | ReleaseError::PromoteUnattached { .. } => ExitCode::Refused,
+            ReleaseError::Attest { .. } => ExitCode::NotBuilt,
             ReleaseError::Push { .. } | ReleaseError::ReadBack { .. } | ReleaseError::Registry(_) => ExitCode::Registry,
             ReleaseError::Engine(_) => ExitCode::Engine,
             ReleaseError::Record { .. } => ExitCode::Failure,
@@ -141,6 +152,8 @@ pub fn prepare(spec: &Spec, graph: &ImageGraph, request: &Request) -> Result<Pre
                 digest: None,
                 tags: vec![],
                 notes: vec![],
+                attachments: vec![],
+                security: None,
             }),
             None => {
                 let gpu_skipped = results.as_ref().and_then(|r| r.get(&id.name)).is_some_and(|c| c.gpu_skipped > 0);
@@ -266,6 +279,7 @@ pub async fn push(
     registry: Arc<Registry>,
     credentials: Option<Credentials>,
     prepared: &Prepared,
+    mut attestor: StackAttestor,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<ReleaseRecord, ReleaseError> {
     let mut record =
@@ -289,8 +303,15 @@ pub async fn push(
                 }
             }
         }
+        // Documents not written by `cargo xtask sbom` are made from the images on this engine.
+        attestor.engine = match &engine {
+            Some(engine) => Some(engine.clone()),
+            None => Engine::connect().await.ok(),
+        };
+        attestor.images = prepared.pushes.iter().map(|p| (p.node.clone(), p.image_id.clone())).collect();
         let pusher = OptionalEngine { engine: engine.as_ref(), credentials };
-        for published in publish::publish(&pusher, &store, &prepared.pushes, Backoff::default(), on_event).await? {
+        let published = publish::publish(&pusher, &store, &attestor, &prepared.pushes, Backoff::default(), on_event);
+        for published in published.await? {
             let notes = if prepared.untested_on_gpu.contains(&published.node) {
                 vec!["released untested on a GPU: no GPU runner ran its GPU trials".to_string()]
             } else {
@@ -304,6 +325,8 @@ pub async fn push(
                 digest: Some(published.digest),
                 tags: published.tags,
                 notes,
+                attachments: published.attachments,
+                security: None,
             });
         }
     }
@@ -330,11 +353,13 @@ impl PinPusher for OptionalEngine<'_> {
     }
 }
 
-/// Promotes `from` to `to` for every image of the stack, in every variant.
+/// Promotes `from` to `to` for every image of the stack, in every variant; documents an image
+/// lacks are attached from `attestor` first.
 pub async fn promote_stack(
     spec: &Spec,
     graph: &ImageGraph,
     registry: Arc<Registry>,
+    attestor: &StackAttestor,
     request: promote::Request<'_>,
 ) -> Result<Vec<Promotion>, ReleaseError> {
     let targets: Vec<promote::Target> = graph
@@ -344,7 +369,24 @@ pub async fn promote_stack(
             promote::Target { node: id.name.clone(), repository, path }
         })
         .collect();
-    promote::promote(&RegistryStore(registry), &targets, request).await
+    promote::promote(&RegistryStore(registry), attestor, &targets, request).await
+}
+
+/// Adds to each pushed image of `record` the security report the harness wrote for that image
+/// (same image ID) in one of `dirs` (`target/xtask/security/`, or the folders CI jobs handed over).
+pub fn add_security_reports(
+    spec: &Spec,
+    graph: &ImageGraph,
+    record: &mut ReleaseRecord,
+    images: &[Push],
+    dirs: &[PathBuf],
+) {
+    for image in record.images.iter_mut().filter(|i| i.status == "pushed") {
+        let Some(id) = graph.topological_order().find(|id| id.name == image.node) else { continue };
+        let Some(push) = images.iter().find(|p| p.node == image.node) else { continue };
+        let stem = crate::docs::file_stem(spec, &id.image, &id.variant);
+        image.security = dirs.iter().find_map(|dir| crate::supply::security::read_report(dir, &stem, &push.image_id));
+    }
 }
 
 /// Writes the release record for the CI jobs that follow.
@@ -381,6 +423,18 @@ impl ManifestStore for RegistryStore {
     async fn put_manifest(&self, path: &str, tag: &str, manifest: &Manifest) -> Result<String, RegistryError> {
         let (client, path, tag, manifest) = (self.0.clone(), path.to_string(), tag.to_string(), manifest.clone());
         blocking(move || client.put_manifest(&path, &tag, &manifest)).await?
+    }
+}
+
+impl ArtifactStore for RegistryStore {
+    async fn push_blob(&self, path: &str, bytes: &[u8]) -> Result<String, RegistryError> {
+        let (client, path, bytes) = (self.0.clone(), path.to_string(), bytes.to_vec());
+        blocking(move || client.push_blob(&path, &bytes)).await?
+    }
+
+    async fn referrers(&self, path: &str, digest: &str) -> Result<Option<Vec<Referrer>>, RegistryError> {
+        let (client, path, digest) = (self.0.clone(), path.to_string(), digest.to_string());
+        blocking(move || client.referrers(&path, &digest)).await?
     }
 }
 

@@ -1,10 +1,15 @@
 //! Promotion: every image of the stack gets tag `to` on the digest its tag `from` names, through
 //! the registry's API alone (no pull, no push: a manifest PUT of the bytes already there, so
 //! the digest is the same by construction). All or nothing by check: nothing moves when an
-//! image lacks `from`, or when `to` already names another digest (unless forced).
+//! image lacks `from`, or when `to` already names another digest (unless forced). Documents
+//! travel with the digest, so a promoted tag reaches them as the source tag did; an image that
+//! lacks some (released before they existed, or deleted) gets them from the attestor before
+//! any tag moves, and nothing moves when that is not possible.
 
+use super::attach::{self, ArtifactStore, Attachment, Attestor};
 use super::publish::ManifestStore;
 use super::{Promotion, ReleaseError};
+use crate::registry::Manifest;
 
 /// One repository to promote in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +34,8 @@ pub struct Request<'a> {
 
 /// Moves `to` to what `from` names in every target, or explains why nothing moved.
 pub async fn promote(
-    store: &impl ManifestStore,
+    store: &(impl ManifestStore + ArtifactStore),
+    attestor: &impl Attestor,
     targets: &[Target],
     request: Request<'_>,
 ) -> Result<Vec<Promotion>, ReleaseError> {
@@ -72,8 +78,14 @@ pub async fn promote(
     if !taken.is_empty() && !request.force {
         return Err(ReleaseError::PromoteTaken { to: to.to_string(), taken });
     }
+    let sources: Vec<Option<&Manifest>> = found.iter().map(|(source, _)| source.as_ref()).collect();
+    let attached = if request.dry_run {
+        vec![Vec::new(); targets.len()]
+    } else {
+        attach_missing(store, attestor, targets, &sources).await?
+    };
     let mut promotions = Vec::new();
-    for (target, (source, existing)) in targets.iter().zip(found) {
+    for ((target, (source, existing)), attached) in targets.iter().zip(found).zip(attached) {
         let Some(source) = source else { continue };
         let status = if existing.is_some_and(|existing| existing.digest == source.digest) {
             "already there"
@@ -90,9 +102,35 @@ pub async fn promote(
             to: to.to_string(),
             digest: source.digest.clone(),
             status: status.into(),
+            attached,
         });
     }
     Ok(promotions)
+}
+
+/// Attaches what each target's source lacks, before any tag moves: what was attached now, per
+/// target; refused, with every image that cannot have its documents, when some cannot.
+async fn attach_missing(
+    store: &(impl ManifestStore + ArtifactStore),
+    attestor: &impl Attestor,
+    targets: &[Target],
+    sources: &[Option<&Manifest>],
+) -> Result<Vec<Vec<Attachment>>, ReleaseError> {
+    let mut attached = vec![Vec::new(); targets.len()];
+    let mut unattached = Vec::new();
+    for (slot, (target, source)) in attached.iter_mut().zip(targets.iter().zip(sources)) {
+        let Some(source) = source else { continue };
+        match attach::attach(store, attestor, &target.node, &target.repository, &target.path, source).await {
+            Ok(list) => *slot = list.into_iter().filter(|a| a.status == "attached").collect(),
+            Err(ReleaseError::Attest { node, reason }) => unattached.push(format!("{node}: {reason}")),
+            Err(other) => return Err(other),
+        }
+    }
+    if unattached.is_empty() {
+        Ok(attached)
+    } else {
+        Err(ReleaseError::PromoteUnattached { missing: unattached })
+    }
 }
 
 #[cfg(test)]
@@ -123,17 +161,42 @@ mod tests {
     }
 
     fn moved(world: &World) -> Vec<String> {
-        world.log().into_iter().filter(|entry| entry.starts_with("put ")).collect()
+        world.log().into_iter().filter(|entry| entry.starts_with("put ") && !entry.contains(":sha256")).collect()
+    }
+
+    #[tokio::test]
+    async fn documents_an_image_lacks_are_attached_before_its_tag_and_only_then() {
+        let world = released();
+        let promotions = promote(&world, &world, &targets(), request(false, false)).await.unwrap();
+        let log = world.log();
+        let attested = log.iter().rposition(|e| e.starts_with("attest ")).unwrap();
+        let first_tag = log.iter().position(|e| e == "put ns/base:stable").unwrap();
+        assert!(attested < first_tag, "{log:?}");
+        assert_eq!(promotions[0].attached.len(), 2);
+        let before = world.log().len();
+        let again = promote(&world, &world, &targets(), request(false, false)).await.unwrap();
+        assert!(!world.log()[before..].iter().any(|e| e.starts_with("attest ") || e.starts_with("blob ")));
+        assert!(again.iter().all(|p| p.attached.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn an_image_whose_documents_cannot_be_attached_moves_nothing() {
+        let world = released();
+        world.attestor_fails.store(true, std::sync::atomic::Ordering::SeqCst);
+        let error = promote(&world, &world, &targets(), request(false, false)).await.unwrap_err();
+        assert!(matches!(&error, ReleaseError::PromoteUnattached { missing } if missing.len() == 2), "{error}");
+        assert_eq!(error.exit_code(), crate::error::ExitCode::Refused);
+        assert!(moved(&world).is_empty());
     }
 
     #[tokio::test]
     async fn moves_every_tag_to_the_same_digest() {
         let world = released();
-        let promotions = promote(&world, &targets(), request(false, false)).await.unwrap();
+        let promotions = promote(&world, &world, &targets(), request(false, false)).await.unwrap();
         assert_eq!(moved(&world), ["put ns/base:stable", "put ns/app:stable"]);
         assert_eq!(world.get("ns/app:stable"), world.get("ns/app:1.0-main"));
         assert!(promotions.iter().all(|p| p.status == "moved"));
-        let again = promote(&world, &targets(), request(false, false)).await.unwrap();
+        let again = promote(&world, &world, &targets(), request(false, false)).await.unwrap();
         assert!(again.iter().all(|p| p.status == "already there"), "{again:?}");
     }
 
@@ -141,7 +204,7 @@ mod tests {
     async fn an_image_without_the_source_tag_moves_nothing() {
         let world = World::default();
         world.put("ns/base:1.0-main", manifest_of("sha256:base"));
-        let error = promote(&world, &targets(), request(false, false)).await.unwrap_err();
+        let error = promote(&world, &world, &targets(), request(false, false)).await.unwrap_err();
         assert!(matches!(&error, ReleaseError::PromoteIncomplete { missing, .. } if missing == &["app"]), "{error}");
         assert!(moved(&world).is_empty());
     }
@@ -150,17 +213,17 @@ mod tests {
     async fn a_target_naming_another_digest_moves_nothing_unless_forced() {
         let world = released();
         world.put("ns/app:stable", manifest_of("sha256:old"));
-        let error = promote(&world, &targets(), request(false, false)).await.unwrap_err();
+        let error = promote(&world, &world, &targets(), request(false, false)).await.unwrap_err();
         assert!(matches!(error, ReleaseError::PromoteTaken { .. }));
         assert!(moved(&world).is_empty());
-        promote(&world, &targets(), request(true, false)).await.unwrap();
+        promote(&world, &world, &targets(), request(true, false)).await.unwrap();
         assert_eq!(world.get("ns/app:stable"), world.get("ns/app:1.0-main"));
     }
 
     #[tokio::test]
     async fn a_dry_run_moves_nothing() {
         let world = released();
-        let promotions = promote(&world, &targets(), request(false, true)).await.unwrap();
+        let promotions = promote(&world, &world, &targets(), request(false, true)).await.unwrap();
         assert!(moved(&world).is_empty());
         assert!(promotions.iter().all(|p| p.status == "would move"));
     }
@@ -169,7 +232,10 @@ mod tests {
     async fn a_registry_failure_while_reading_moves_nothing() {
         let world = released();
         world.fail_at(2, Failure::Unreachable);
-        assert!(matches!(promote(&world, &targets(), request(false, false)).await, Err(ReleaseError::Registry(_))));
+        assert!(matches!(
+            promote(&world, &world, &targets(), request(false, false)).await,
+            Err(ReleaseError::Registry(_))
+        ));
         assert!(moved(&world).is_empty());
     }
 
@@ -180,6 +246,6 @@ mod tests {
     async fn refuses_tags_docker_would_refuse(#[case] tag: &str) {
         let world = released();
         let request = Request { to: tag, ..request(false, false) };
-        assert!(matches!(promote(&world, &targets(), request).await, Err(ReleaseError::InvalidTag { .. })));
+        assert!(matches!(promote(&world, &world, &targets(), request).await, Err(ReleaseError::InvalidTag { .. })));
     }
 }

@@ -1,10 +1,12 @@
-//! The release protocol, over two narrow interfaces: [`PinPusher`] (what the engine does: push
-//! an image's blobs and manifest under its content-addressed pin) and [`ManifestStore`] (what
-//! the registry's API does: read a manifest, put it under another tag).
+//! The release protocol, over narrow interfaces: [`PinPusher`] (what the engine does: push
+//! an image's blobs and manifest under its content-addressed pin), [`ManifestStore`] (what
+//! the registry's API does: read a manifest, put it under another tag), and for attachments
+//! [`ArtifactStore`] and [`Attestor`] (see [`super::attach`]).
 //!
-//! **The property it keeps: a tag never names an incomplete image.** Every pin is pushed (unless
-//! the registry has it already, as after fanned-out CI build jobs) and its manifest read back
-//! before the first human tag moves; a tag is then a manifest PUT of
+//! **The property it keeps: a tag never names an incomplete image, nor one without its
+//! documents.** Every pin is pushed (unless the registry has it already, as after fanned-out CI
+//! build jobs) and its manifest read back, then every image gets its attachments (SBOM,
+//! provenance, signature: what it lacks), before the first human tag moves; a tag is then a manifest PUT of
 //! bytes the registry already holds, so promotion keeps digests by construction. A failure
 //! at any point before the tags leaves no tag moved; a re-run resumes (the engine skips blobs
 //! the registry has). Transient push failures are tried again with backoff.
@@ -12,6 +14,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+pub use super::attach::{ArtifactStore, Attachment, Attestor};
 use super::ReleaseError;
 use crate::engine::EngineError;
 use crate::registry::{Manifest, RegistryError};
@@ -85,6 +88,8 @@ pub struct Published {
     pub digest: String,
     /// The pin first, then the tags.
     pub tags: Vec<String>,
+    /// Its documents in the registry.
+    pub attachments: Vec<Attachment>,
 }
 
 /// What the protocol reports as it goes.
@@ -96,14 +101,18 @@ pub enum Event {
     Present { node: String, reference: String },
     /// A push failed in a way that may pass later; the next try is after `pause`.
     Retrying { reference: String, error: String, pause: Duration },
+    /// An image has its documents (attached now, or there already).
+    Attached { node: String, attachments: Vec<Attachment> },
     /// Every tag of an image now names `digest`.
     Tagged { node: String, repository: String, digest: String, tags: Vec<String> },
 }
 
-/// Releases `pushes`: every pin (pushed and read back), then every tag.
+/// Releases `pushes`: every pin (pushed and read back), then every image's attachments, then
+/// every tag.
 pub async fn publish(
     pusher: &impl PinPusher,
-    store: &impl ManifestStore,
+    store: &(impl ManifestStore + ArtifactStore),
+    attestor: &impl Attestor,
     pushes: &[Push],
     backoff: Backoff,
     on_event: &mut dyn FnMut(Event),
@@ -124,8 +133,15 @@ pub async fn publish(
         let manifest = store.manifest(&push.path, &push.pin).await?.ok_or(ReleaseError::ReadBack { reference })?;
         manifests.push(manifest);
     }
+    let mut attachments = Vec::new();
+    for (push, manifest) in pushes.iter().zip(&manifests) {
+        let attached =
+            super::attach::attach(store, attestor, &push.node, &push.repository, &push.path, manifest).await?;
+        on_event(Event::Attached { node: push.node.clone(), attachments: attached.clone() });
+        attachments.push(attached);
+    }
     let mut published = Vec::new();
-    for (push, manifest) in pushes.iter().zip(manifests) {
+    for ((push, manifest), attachments) in pushes.iter().zip(manifests).zip(attachments) {
         for tag in &push.tags {
             store.put_manifest(&push.path, tag, &manifest).await?;
         }
@@ -142,6 +158,7 @@ pub async fn publish(
             repository: push.repository.clone(),
             digest: manifest.digest,
             tags,
+            attachments,
         });
     }
     Ok(published)
@@ -179,19 +196,28 @@ pub(crate) mod fakes {
     //! operation in order, with failures injected by operation number.
 
     use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
 
     use super::*;
-    use crate::registry::digest_of;
+    use crate::registry::{digest_of, Referrer};
+    use crate::supply::attach::{Artifact, Blob, Kind};
 
     #[derive(Default)]
     pub struct World {
-        /// `push path:pin`, `get path:ref`, `put path:tag`, in the order they happened.
+        /// `push path:pin`, `get path:ref`, `put path:tag`, `blob path`, `referrers path`,
+        /// `attest node kinds`, in the order they happened.
         pub log: Mutex<Vec<String>>,
         /// Manifests by `path:reference`.
         pub manifests: Mutex<HashMap<String, Manifest>>,
         /// Operation numbers (0-based, counted over the log) that fail, and how.
         pub failures: Mutex<HashMap<usize, Failure>>,
+        /// Whether the registry has the referrers API.
+        pub referrers_api: AtomicBool,
+        /// Blobs stored, by `path@digest`.
+        pub blobs: Mutex<HashMap<String, Vec<u8>>>,
+        /// The attestor fails.
+        pub attestor_fails: AtomicBool,
     }
 
     #[derive(Debug, Clone, Copy)]
@@ -224,6 +250,11 @@ pub(crate) mod fakes {
 
         pub fn get(&self, key: &str) -> Option<Manifest> {
             self.manifests.lock().unwrap().get(key).cloned()
+        }
+
+        pub fn with_referrers_api(self) -> World {
+            self.referrers_api.store(true, Ordering::SeqCst);
+            self
         }
     }
 
@@ -276,7 +307,72 @@ pub(crate) mod fakes {
                 return Err(registry_error(failure));
             }
             self.put(&format!("{path}:{tag}"), manifest.clone());
+            self.put(&format!("{path}:{}", manifest.digest), manifest.clone());
             Ok(manifest.digest.clone())
+        }
+    }
+
+    impl ArtifactStore for World {
+        async fn push_blob(&self, path: &str, bytes: &[u8]) -> Result<String, RegistryError> {
+            if let Some(failure) = self.record(format!("blob {path}")) {
+                return Err(registry_error(failure));
+            }
+            let digest = digest_of(bytes);
+            self.blobs.lock().unwrap().insert(format!("{path}@{digest}"), bytes.to_vec());
+            Ok(digest)
+        }
+
+        async fn referrers(&self, path: &str, digest: &str) -> Result<Option<Vec<Referrer>>, RegistryError> {
+            if let Some(failure) = self.record(format!("referrers {path}")) {
+                return Err(registry_error(failure));
+            }
+            if !self.referrers_api.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            let prefix = format!("{path}:sha256:");
+            let manifests = self.manifests.lock().unwrap();
+            let mut found: Vec<Referrer> = manifests
+                .iter()
+                .filter(|(key, _)| key.starts_with(&prefix))
+                .filter_map(|(_, m)| {
+                    let value: serde_json::Value = serde_json::from_slice(&m.bytes).ok()?;
+                    (value["subject"]["digest"] == digest).then(|| Referrer {
+                        digest: m.digest.clone(),
+                        media_type: m.media_type.clone(),
+                        artifact_type: value["artifactType"].as_str().unwrap_or_default().to_string(),
+                    })
+                })
+                .collect();
+            found.sort_by(|a, b| a.digest.cmp(&b.digest));
+            found.dedup();
+            Ok(Some(found))
+        }
+    }
+
+    impl Attestor for World {
+        fn kinds(&self) -> Vec<Kind> {
+            vec![Kind::Sbom, Kind::Provenance]
+        }
+
+        async fn artifacts(
+            &self,
+            node: &str,
+            _: &str,
+            image: &Manifest,
+            kinds: &[Kind],
+        ) -> Result<Vec<Artifact>, ReleaseError> {
+            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+            self.record(format!("attest {node} {}", names.join(",")));
+            if self.attestor_fails.load(Ordering::SeqCst) {
+                return Err(ReleaseError::Attest { node: node.into(), reason: "the image is gone".into() });
+            }
+            Ok(kinds
+                .iter()
+                .map(|kind| {
+                    let text = format!("{} of {node} at {}", kind.name(), image.digest);
+                    Artifact::new(*kind, vec![Blob::new(kind.artifact_type(), text.into_bytes())])
+                })
+                .collect())
         }
     }
 }
@@ -285,6 +381,8 @@ pub(crate) mod fakes {
 mod tests {
     use super::fakes::{manifest_of, Failure, World};
     use super::*;
+    use crate::release::attach::attached;
+    use crate::supply::attach::{fallback_tag, Kind};
 
     const NO_WAIT: Backoff = Backoff { retries: 2, first: Duration::ZERO };
 
@@ -304,12 +402,21 @@ mod tests {
 
     async fn run(world: &World) -> (Result<Vec<Published>, ReleaseError>, Vec<Event>) {
         let mut events = Vec::new();
-        let result = publish(world, world, &pushes(), NO_WAIT, &mut |event| events.push(event)).await;
+        let result = publish(world, world, world, &pushes(), NO_WAIT, &mut |event| events.push(event)).await;
         (result, events)
     }
 
+    /// Human tags moved (not the attachments' `sha256-...` tags or digests).
     fn tags_moved(world: &World) -> Vec<String> {
-        world.log().into_iter().filter(|entry| entry.starts_with("put ")).collect()
+        world.log().into_iter().filter(|entry| entry.starts_with("put ") && !entry.contains(":sha256")).collect()
+    }
+
+    /// The log without the attachment work.
+    fn pins_and_tags(world: &World) -> Vec<String> {
+        let attachment = |e: &String| {
+            e.contains(":sha256") || e.starts_with("blob ") || e.starts_with("referrers ") || e.starts_with("attest ")
+        };
+        world.log().into_iter().filter(|e| !attachment(e)).collect()
     }
 
     #[tokio::test]
@@ -318,7 +425,7 @@ mod tests {
         let (result, _) = run(&world).await;
         let published = result.unwrap();
         assert_eq!(
-            world.log(),
+            pins_and_tags(&world),
             [
                 "get ns/base:inputs-1",
                 "push ns/base:inputs-1",
@@ -410,8 +517,97 @@ mod tests {
             }
         }
         let forgetful = Forgetful(World::default());
-        let result = publish(&forgetful, &forgetful.0, &pushes(), NO_WAIT, &mut |_| {}).await;
+        let result = publish(&forgetful, &forgetful.0, &forgetful.0, &pushes(), NO_WAIT, &mut |_| {}).await;
         assert!(matches!(result.unwrap_err(), ReleaseError::ReadBack { .. }));
         assert!(tags_moved(&forgetful.0).is_empty());
+    }
+
+    /// Where the first entry of the log that `matches` is.
+    fn first(world: &World, matches: impl Fn(&str) -> bool) -> usize {
+        world.log().iter().position(|e| matches(e)).unwrap_or(usize::MAX)
+    }
+
+    fn last(world: &World, matches: impl Fn(&str) -> bool) -> usize {
+        world.log().iter().rposition(|e| matches(e)).unwrap()
+    }
+
+    fn is_tag(entry: &str) -> bool {
+        entry.starts_with("put ") && !entry.contains(":sha256")
+    }
+
+    #[tokio::test]
+    async fn attachments_come_after_every_pin_and_before_the_first_tag() {
+        let world = World::default();
+        let (result, events) = run(&world).await;
+        let published = result.unwrap();
+        let last_pin = last(&world, |e| e.starts_with("push ") || e.contains(":inputs-"));
+        let first_attachment = first(&world, |e| e.starts_with("attest "));
+        let last_attachment = last(&world, |e| e.starts_with("put ") && e.contains(":sha256"));
+        assert!(last_pin < first_attachment, "{:?}", world.log());
+        assert!(last_attachment < first(&world, is_tag), "no tag before its attachments: {:?}", world.log());
+        for (push, image) in pushes().iter().zip(&published) {
+            let kinds: Vec<Kind> = image.attachments.iter().map(|a| a.kind).collect();
+            assert_eq!(kinds, [Kind::Sbom, Kind::Provenance], "{}", push.node);
+            let sbom = world.get(&format!("{}:{}", push.path, fallback_tag(&image.digest, Kind::Sbom)));
+            let sbom = sbom.expect("no referrers API here: the tag scheme");
+            let value: serde_json::Value = serde_json::from_slice(&sbom.bytes).unwrap();
+            assert_eq!(value["subject"]["digest"], image.digest.as_str());
+            assert_eq!(
+                image.attachments[0].reference,
+                format!("{}:{}", push.repository, fallback_tag(&image.digest, Kind::Sbom))
+            );
+            let layer = value["layers"][0]["digest"].as_str().unwrap();
+            assert!(world.blobs.lock().unwrap().contains_key(&format!("{}@{layer}", push.path)), "layer uploaded");
+        }
+        assert_eq!(events.iter().filter(|e| matches!(e, Event::Attached { .. })).count(), 2);
+    }
+
+    #[tokio::test]
+    async fn with_the_referrers_api_artifacts_are_listed_by_the_image_and_tagged_nothing() {
+        let world = World::default().with_referrers_api();
+        let published = run(&world).await.0.unwrap();
+        assert!(!world.log().iter().any(|e| e.contains(".sbom") || e.contains(".att")), "{:?}", world.log());
+        let found = attached(&world, "ns/base", &published[0].digest).await.unwrap();
+        assert_eq!(found.keys().copied().collect::<Vec<_>>(), [Kind::Sbom, Kind::Provenance]);
+        assert!(published[0].attachments[0].reference.starts_with("reg/ns/base@sha256:"));
+    }
+
+    #[rstest::rstest]
+    #[case::tag_scheme(false)]
+    #[case::referrers(true)]
+    #[tokio::test]
+    async fn a_second_release_makes_and_pushes_no_attachment_again(#[case] api: bool) {
+        let world = World::default();
+        world.referrers_api.store(api, std::sync::atomic::Ordering::SeqCst);
+        run(&world).await.0.unwrap();
+        let before = world.log().len();
+        let published = run(&world).await.0.unwrap();
+        let again = &world.log()[before..];
+        assert!(!again.iter().any(|e| e.starts_with("attest ") || e.starts_with("blob ")), "{again:?}");
+        assert!(published.iter().flat_map(|p| &p.attachments).all(|a| a.status == "present"));
+    }
+
+    #[tokio::test]
+    async fn an_image_whose_documents_cannot_be_made_moves_no_tag() {
+        let world = World::default();
+        world.attestor_fails.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (result, _) = run(&world).await;
+        assert!(matches!(result.unwrap_err(), ReleaseError::Attest { .. }));
+        assert!(tags_moved(&world).is_empty(), "{:?}", world.log());
+    }
+
+    #[tokio::test]
+    async fn a_refused_attachment_upload_moves_no_tag() {
+        // Where the first and the last upload of a release are, from a release that succeeds.
+        let rehearsal = World::default();
+        run(&rehearsal).await.0.unwrap();
+        let first = rehearsal.log().iter().position(|e| e.starts_with("blob ")).unwrap();
+        let last = rehearsal.log().iter().rposition(|e| e.starts_with("blob ")).unwrap();
+        for at in [first, last] {
+            let world = World::default();
+            world.fail_at(at, Failure::Refused);
+            assert!(run(&world).await.0.is_err(), "upload {at} refused");
+            assert!(tags_moved(&world).is_empty(), "{:?}", world.log());
+        }
     }
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use globset::GlobSet;
 use indexmap::IndexMap;
 
-pub use raw::{BuildArgs, Debootstrap, RawRecipe as Recipe};
+pub use raw::{BuildArgs, Debootstrap, RawRecipe as Recipe, Security};
 
 use crate::diagnostic::Diagnostics;
 use crate::reference::Reference;
@@ -48,6 +48,8 @@ pub struct Spec {
     /// Version tag commands by name: their output, trimmed, makes the tag `<name>-<output>`.
     pub version_tags: IndexMap<String, String>,
     pub changes: ChangeRules,
+    /// The pending security updates check; `None`: no security trial.
+    pub security: Option<Security>,
 }
 
 /// Where the stack's images are published and how they are tagged.

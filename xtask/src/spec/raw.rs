@@ -70,6 +70,28 @@ pub struct RawSpec {
     pub version_tags: IndexMap<String, String>,
     #[serde(default)]
     pub changes: RawChanges,
+    /// The pending security updates check (docs/supply-chain.md).
+    #[serde(default)]
+    pub security: Option<Security>,
+}
+
+/// The security check: which archive to ask, and how many pending updates fail an image.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Security {
+    /// The Debian security archive (`http://deb.debian.org/debian-security`); the suite is the
+    /// image's own codename with `-security` (`bookworm-security`).
+    #[serde(default = "default_security_archive")]
+    pub archive: String,
+    /// An image with more pending security updates than this fails its security trial.
+    pub max_pending: usize,
+    /// An image with more high or critical findings of a scanner (trivy, grype) than this fails.
+    #[serde(default)]
+    pub max_vulnerabilities: Option<usize>,
+}
+
+pub fn default_security_archive() -> String {
+    "http://deb.debian.org/debian-security".into()
 }
 
 #[derive(Debug, Deserialize)]

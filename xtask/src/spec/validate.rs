@@ -254,6 +254,7 @@ impl Validator<'_> {
             doc_commands: raw.doc_commands,
             version_tags: raw.version_tags,
             changes,
+            security: raw.security,
         };
         if stack_valid {
             // Otherwise every image would repeat the stack's own error.

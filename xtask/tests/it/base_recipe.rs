@@ -8,15 +8,12 @@ use xtask::engine::Engine;
 use xtask::progress::Reporter;
 use xtask::spec::Spec;
 
-#[tokio::test]
-async fn the_real_base_is_on_the_engine_or_made_by_debootstrap() {
+/// The real base on this engine (made by debootstrap when it is missing): the spec, its pin
+/// and what `ensure_pinned` returned. Shared with the tests that need a real Debian image.
+pub async fn real_base() -> (Spec, xtask::identity::Pin, bases::BaseImage) {
     let root = xtask::paths::project_root();
     let spec = Spec::load(&root.join("images/spec.yml")).unwrap_or_else(|e| panic!("{e}"));
     let base = &spec.bases["debian"];
-    assert!(
-        base.recipe.as_ref().and_then(|r| r.debootstrap.as_ref()).is_some(),
-        "the real base has a debootstrap recipe"
-    );
     let engine = Engine::connect().await.unwrap();
     let logs = tempfile::tempdir().unwrap();
     let reporter = Arc::new(Reporter::quiet(logs.path()));
@@ -28,6 +25,18 @@ async fn the_real_base_is_on_the_engine_or_made_by_debootstrap() {
     let made = bases::ensure_pinned(&engine, base, &pin, None, &spec.dir, &registry, false, &reporter)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    (spec, pin, made)
+}
+
+#[tokio::test]
+async fn the_real_base_is_on_the_engine_or_made_by_debootstrap() {
+    let (spec, pin, made) = real_base().await;
+    let base = &spec.bases["debian"];
+    assert!(
+        base.recipe.as_ref().and_then(|r| r.debootstrap.as_ref()).is_some(),
+        "the real base has a debootstrap recipe"
+    );
+    let engine = Engine::connect().await.unwrap();
     assert_eq!(made.reference, pin.reference(), "children are built on the base's pin");
     let image = engine.image(&made.reference).await.unwrap().expect("the base is on the engine");
     assert_eq!(image.id.as_deref(), Some(made.id.as_str()));

@@ -138,6 +138,10 @@ async fn the_fanned_out_workflow_gives_what_one_engine_gives() {
         let record = work.join("tags").join(format!("{node}.json"));
         let tag_args = ["tag", node.as_str(), "--branch", "main", "--record", record.to_str().unwrap()];
         succeeded(xtask(&spec, &engine.host, &tag_args).output().unwrap());
+        // Its SBOMs and provenance, read inside the image here, for the release job.
+        let sboms = work.join("sbom");
+        let sbom_args = ["sbom", node.as_str(), "--out", sboms.to_str().unwrap()];
+        succeeded(xtask(&spec, &engine.host, &sbom_args).output().unwrap());
         // What this job read: only what its image is built on.
         let id = graph.topological_order().find(|id| &id.name == node).unwrap().clone();
         let image = &graph_spec.images[&id.image];
@@ -163,7 +167,8 @@ async fn the_fanned_out_workflow_gives_what_one_engine_gives() {
     assert!(built_by_jobs.values().all(|n| *n == 1), "an image was built twice: {built_by_jobs:?}");
     assert_eq!(built_by_jobs.keys().cloned().collect::<BTreeSet<_>>(), everything.iter().cloned().collect());
 
-    // The release job, with no engine at all: tags are manifest PUTs of pins already there.
+    // The release job, with no engine at all: the documents the jobs made are attached (small
+    // uploads), and tags are manifest PUTs of pins already there.
     let mark = registry.access_log().lines().count();
     let release = xtask(
         &spec,
@@ -174,6 +179,8 @@ async fn the_fanned_out_workflow_gives_what_one_engine_gives() {
             work.join("tags").to_str().unwrap(),
             "--results",
             work.join("junit").to_str().unwrap(),
+            "--attestations",
+            work.join("sbom").to_str().unwrap(),
             "--record",
             work.join("release.json").to_str().unwrap(),
         ],
@@ -183,7 +190,8 @@ async fn the_fanned_out_workflow_gives_what_one_engine_gives() {
     let released = succeeded(release);
     assert!(!released.contains("pushing"), "{released}");
     let log: Vec<String> = registry.access_log().lines().skip(mark).map(str::to_string).collect();
-    assert!(!log.iter().any(|line| line.contains("/blobs/")), "the release touched blobs:\n{}", log.join("\n"));
+    let layers = |line: &&String| (line.contains("\"GET ") && line.contains("/blobs/")) || line.contains("\"PATCH ");
+    assert!(!log.iter().any(|line| layers(&line)), "the release read or pushed image layers:\n{}", log.join("\n"));
 
     // One engine, as today: the same pins, results and tags.
     let one = stack.stack.root().join("one");
@@ -217,4 +225,8 @@ async fn the_fanned_out_workflow_gives_what_one_engine_gives() {
         serde_json::from_str(&std::fs::read_to_string(work.join("release.json")).unwrap()).unwrap();
     assert_eq!(release_record.images.len(), everything.len());
     assert!(release_record.images.iter().all(|image| image.status == "pushed"), "{release_record:?}");
+    assert!(
+        release_record.images.iter().all(|image| image.attachments.len() == 2),
+        "every image has its SBOM and provenance: {release_record:?}"
+    );
 }

@@ -139,6 +139,30 @@ async fn exit_10_stale_documentation() {
     assert_code(&output, 10, "out of date");
 }
 
+#[test]
+fn exit_11_an_image_without_a_signature_made_with_the_key() {
+    use p256::pkcs8::{EncodePublicKey, LineEnding};
+    let registry = Registry::start(None);
+    let client = xtask::registry::Registry::new(&registry.host, None);
+    let config = client.push_blob("ns/unsigned", b"{}").unwrap();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config}","size":2}},"layers":[]}}"#
+    );
+    let manifest = xtask::registry::Manifest {
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        digest: xtask::registry::digest_of(manifest.as_bytes()),
+        bytes: manifest.into_bytes(),
+    };
+    client.put_manifest("ns/unsigned", "1.0", &manifest).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = p256::ecdsa::SigningKey::from_slice(&[9; 32]).unwrap();
+    let public = dir.path().join("release.pub");
+    std::fs::write(&public, key.verifying_key().to_public_key_pem(LineEnding::LF).unwrap()).unwrap();
+    let reference = format!("{}/ns/unsigned:1.0", registry.host);
+    let output = xtask(&fixture_spec()).args(["verify", &reference, "--key"]).arg(&public).output().unwrap();
+    assert_code(&output, 11, "has no signature");
+}
+
 #[tokio::test]
 async fn exit_130_interrupted_by_sigterm() {
     let stack = EngineStack::new();

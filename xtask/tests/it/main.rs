@@ -16,5 +16,7 @@ mod graph;
 mod refresh;
 mod registry_cache;
 mod release;
+mod security;
 mod spec_errors;
+mod supply_chain;
 mod tidy;

@@ -20,20 +20,20 @@ use xtask::scheduler::Outcome;
 use xtask::tags::TagRecord;
 
 const USER: &str = "ci";
-const PASSWORD: &str = "s3cret-pa55";
+pub(crate) const PASSWORD: &str = "s3cret-pa55";
 const REVISION: &str = "0123456789abcdef0123456789abcdef01234567";
 
 /// A fixture stack published to a registry with authentication, with version tags: `python`
 /// on `base` (inherited by `app` and `extra`) and `lab` on `app`.
-struct Release {
-    stack: EngineStack,
-    registry: Registry,
+pub(crate) struct Release {
+    pub(crate) stack: EngineStack,
+    pub(crate) registry: Registry,
     docker_config: TempDir,
     pids: Vec<u32>,
 }
 
 impl Release {
-    fn new() -> Release {
+    pub(crate) fn new() -> Release {
         let registry = Registry::start(Some((USER, PASSWORD)));
         let mut stack = EngineStack::new();
         stack.use_registry(&registry.host);
@@ -54,13 +54,13 @@ impl Release {
         Release { stack, registry, docker_config: tempfile::tempdir().unwrap(), pids: vec![] }
     }
 
-    async fn build(&self, variants: Variants) {
+    pub(crate) async fn build(&self, variants: Variants) {
         let options = BuildOptions { revision: Some(REVISION.into()), ..Default::default() };
         let report = self.stack.build(variants, options).await;
         assert!(report.rows.iter().all(|row| matches!(row.outcome, Outcome::Done(_))), "{report:?}");
     }
 
-    fn command(&self, args: &[&str], password: &str) -> Command {
+    pub(crate) fn command(&self, args: &[&str], password: &str) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
         command
             .arg("--spec")
@@ -74,44 +74,44 @@ impl Release {
         command
     }
 
-    fn run_as(&mut self, args: &[&str], password: &str) -> Output {
+    pub(crate) fn run_as(&mut self, args: &[&str], password: &str) -> Output {
         let child = self.command(args, password).spawn().unwrap();
         self.pids.push(child.id());
         child.wait_with_output().unwrap()
     }
 
-    fn run(&mut self, args: &[&str]) -> Output {
+    pub(crate) fn run(&mut self, args: &[&str]) -> Output {
         self.run_as(args, PASSWORD)
     }
 
-    fn work(&self, file: &str) -> PathBuf {
+    pub(crate) fn work(&self, file: &str) -> PathBuf {
         self.stack.stack.root().join("target/xtask").join(file)
     }
 
-    fn tag_record(&self) -> TagRecord {
+    pub(crate) fn tag_record(&self) -> TagRecord {
         serde_json::from_str(&std::fs::read_to_string(self.work("tags.json")).unwrap()).unwrap()
     }
 
-    fn release_record(&self) -> ReleaseRecord {
+    pub(crate) fn release_record(&self) -> ReleaseRecord {
         serde_json::from_str(&std::fs::read_to_string(self.work("release.json")).unwrap()).unwrap()
     }
 
-    fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::new(&self.registry.host, Some(Credentials::new(&self.registry.host, USER, PASSWORD, "test")))
     }
 
     /// The repository path of `name` under the registry.
-    fn path(&self, name: &str) -> String {
+    pub(crate) fn path(&self, name: &str) -> String {
         format!("{}/{name}", self.stack.namespace)
     }
 
     /// The digest `name:tag` has in the registry.
-    fn digest(&self, name: &str, tag: &str) -> Option<String> {
+    pub(crate) fn digest(&self, name: &str, tag: &str) -> Option<String> {
         self.client().manifest(&self.path(name), tag).unwrap().map(|m| m.digest)
     }
 
     /// Every blob the manifest `name:tag` names is stored: the tag names a complete image.
-    fn complete(&self, name: &str, tag: &str) -> bool {
+    pub(crate) fn complete(&self, name: &str, tag: &str) -> bool {
         let client = self.client();
         let manifest = client.manifest(&self.path(name), tag).unwrap().unwrap();
         let json: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap();
@@ -123,15 +123,15 @@ impl Release {
     }
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn succeeded(output: &Output) {
+pub(crate) fn succeeded(output: &Output) {
     assert!(output.status.success(), "stdout:\n{}\nstderr:\n{}", stdout(output), stderr(output));
 }
 
@@ -319,8 +319,10 @@ async fn a_release_killed_midway_moves_no_tag_and_a_rerun_completes_without_uplo
     succeeded(&output);
     let rerun = release.registry.access_log()[before..].to_string();
     let ns = &release.stack.namespace;
+    // The engine uploads an image's layers in PATCH chunks; the release's own attachments
+    // (small documents, uploaded whole by one PUT) never PATCH.
     let uploads_to = |name: &str| {
-        rerun.lines().filter(|line| line.contains(&format!("\"POST /v2/{ns}/{name}/blobs/uploads/"))).count()
+        rerun.lines().filter(|line| line.contains(&format!("\"PATCH /v2/{ns}/{name}/blobs/uploads/"))).count()
     };
     assert_eq!(uploads_to("base"), 0, "base's blobs were uploaded again:\n{rerun}");
     assert!(uploads_to("tools") > 0, "tools' big layer had to be uploaded again:\n{rerun}");
