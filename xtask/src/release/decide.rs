@@ -217,6 +217,20 @@ pub struct ReleasedImage {
     /// What a reader must know, such as "released untested on a GPU".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// For the image index over an image's platforms (`node` is then `image[@variant]`):
+    /// each platform's node and manifest digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<IndexedPlatform>,
+}
+
+/// One platform of a released image index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexedPlatform {
+    /// `linux/arm64`.
+    pub platform: String,
+    /// `scipy-notebook/arm64`.
+    pub node: String,
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

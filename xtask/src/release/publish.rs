@@ -4,8 +4,10 @@
 //!
 //! **The property it keeps: a tag never names an incomplete image.** Every pin is pushed (unless
 //! the registry has it already, as after fanned-out CI build jobs) and its manifest read back
-//! before the first human tag moves; a tag is then a manifest PUT of
-//! bytes the registry already holds, so promotion keeps digests by construction. A failure
+//! before the first human tag moves; the image index of an image built for several platforms is
+//! written (by its digest, untagged) only once every platform's pin is read back and its
+//! configuration says that platform; a tag is then a manifest PUT of bytes the registry already
+//! holds (the index, for such an image), so promotion keeps digests by construction. A failure
 //! at any point before the tags leaves no tag moved; a re-run resumes (the engine skips blobs
 //! the registry has). Transient push failures are tried again with backoff.
 
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 use super::ReleaseError;
 use crate::engine::EngineError;
+use crate::platform::Platform;
 use crate::registry::{Manifest, RegistryError};
 
 /// Pushes an image under its pin: blobs first, then the manifest (the engine's push).
@@ -35,7 +38,10 @@ pub trait ManifestStore {
         path: &str,
         reference: &str,
     ) -> impl Future<Output = Result<Option<Manifest>, RegistryError>> + Send;
-    /// Puts `manifest` under `path:tag`; returns the digest the registry reports.
+    /// Blob `digest` of `path` (an image configuration).
+    fn blob(&self, path: &str, digest: &str) -> impl Future<Output = Result<Option<Vec<u8>>, RegistryError>> + Send;
+    /// Puts `manifest` under `path:tag` (or under its own digest); returns the digest the
+    /// registry reports.
     fn put_manifest(
         &self,
         path: &str,
@@ -68,6 +74,19 @@ pub struct Push {
     pub path: String,
     /// `inputs-...`.
     pub pin: String,
+    /// Empty for a platform of an image index: its tags go on the index.
+    pub tags: Vec<String>,
+}
+
+/// An image index to write over some of a release's pushes: the platforms of one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexPush {
+    /// `image` or `image@variant`.
+    pub node: String,
+    pub repository: String,
+    pub path: String,
+    /// Each platform, in the stack's order, with the position of its push among the release's.
+    pub platforms: Vec<(Platform, usize)>,
     pub tags: Vec<String>,
 }
 
@@ -77,14 +96,16 @@ impl Push {
     }
 }
 
-/// An image released: the digest its pin and every tag name.
+/// An image released: the digest its pin and every tag name (an index's: its tags).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
     pub node: String,
     pub repository: String,
     pub digest: String,
-    /// The pin first, then the tags.
+    /// The pin first, then the tags; an index's tags alone.
     pub tags: Vec<String>,
+    /// For an index: each platform, its node and its manifest's digest.
+    pub platforms: Vec<(String, String, String)>,
 }
 
 /// What the protocol reports as it goes.
@@ -96,18 +117,121 @@ pub enum Event {
     Present { node: String, reference: String },
     /// A push failed in a way that may pass later; the next try is after `pause`.
     Retrying { reference: String, error: String, pause: Duration },
+    /// The image index over an image's platforms is written, untagged yet.
+    Indexed { node: String, reference: String, platforms: Vec<String> },
     /// Every tag of an image now names `digest`.
     Tagged { node: String, repository: String, digest: String, tags: Vec<String> },
 }
 
-/// Releases `pushes`: every pin (pushed and read back), then every tag.
+/// Releases `pushes`: every pin (pushed and read back), then the image indexes over some of
+/// them, then every tag.
 pub async fn publish(
+    pusher: &impl PinPusher,
+    store: &impl ManifestStore,
+    pushes: &[Push],
+    indexes: &[IndexPush],
+    backoff: Backoff,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Vec<Published>, ReleaseError> {
+    let manifests = push_pins(pusher, store, pushes, backoff, on_event).await?;
+    let mut written = Vec::new();
+    for index in indexes {
+        written.push(write_index(store, pushes, &manifests, index, on_event).await?);
+    }
+    let mut published = Vec::new();
+    for (push, manifest) in pushes.iter().zip(manifests) {
+        let mut tags = vec![push.pin.clone()];
+        tags.extend(push.tags.iter().cloned());
+        published.push(tag(store, &push.node, &push.repository, &push.path, &push.tags, manifest, on_event).await?);
+        published.last_mut().expect("pushed").tags = tags;
+    }
+    for (index, manifest) in indexes.iter().zip(written) {
+        let mut released =
+            tag(store, &index.node, &index.repository, &index.path, &index.tags, manifest, on_event).await?;
+        released.platforms = index
+            .platforms
+            .iter()
+            .map(|(platform, i)| (platform.to_string(), pushes[*i].node.clone(), published[*i].digest.clone()))
+            .collect();
+        published.push(released);
+    }
+    Ok(published)
+}
+
+/// Puts `manifest` under every tag of `tags`.
+async fn tag(
+    store: &impl ManifestStore,
+    node: &str,
+    repository: &str,
+    path: &str,
+    tags: &[String],
+    manifest: Manifest,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Published, ReleaseError> {
+    for tag in tags {
+        store.put_manifest(path, tag, &manifest).await?;
+    }
+    if !tags.is_empty() {
+        on_event(Event::Tagged {
+            node: node.to_string(),
+            repository: repository.to_string(),
+            digest: manifest.digest.clone(),
+            tags: tags.to_vec(),
+        });
+    }
+    Ok(Published {
+        node: node.to_string(),
+        repository: repository.to_string(),
+        digest: manifest.digest,
+        tags: tags.to_vec(),
+        platforms: vec![],
+    })
+}
+
+/// Writes the image index over `index`'s platforms, once each platform manifest's configuration
+/// says that platform: by its digest, so nothing names it until the tags move.
+async fn write_index(
+    store: &impl ManifestStore,
+    pushes: &[Push],
+    manifests: &[Manifest],
+    index: &IndexPush,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Manifest, ReleaseError> {
+    let mut entries = Vec::new();
+    for (platform, i) in &index.platforms {
+        let (push, manifest) = (&pushes[*i], &manifests[*i]);
+        let config = match super::index::config_digest(manifest) {
+            Some(digest) => store.blob(&push.path, &digest).await?,
+            None => None,
+        };
+        let found = config.as_deref().and_then(super::index::config_platform).unwrap_or_else(|| "unknown".into());
+        if found != platform.to_string() {
+            return Err(ReleaseError::WrongPlatform {
+                reference: push.pin_reference(),
+                expected: platform.to_string(),
+                found,
+            });
+        }
+        entries.push((platform, manifest));
+    }
+    let manifest = super::index::image_index(&entries);
+    store.put_manifest(&index.path, &manifest.digest, &manifest).await?;
+    on_event(Event::Indexed {
+        node: index.node.clone(),
+        reference: format!("{}@{}", index.repository, manifest.digest),
+        platforms: index.platforms.iter().map(|(platform, _)| platform.to_string()).collect(),
+    });
+    Ok(manifest)
+}
+
+/// Pushes every pin the registry lacks and reads every pin's manifest back.
+async fn push_pins(
     pusher: &impl PinPusher,
     store: &impl ManifestStore,
     pushes: &[Push],
     backoff: Backoff,
     on_event: &mut dyn FnMut(Event),
-) -> Result<Vec<Published>, ReleaseError> {
+) -> Result<Vec<Manifest>, ReleaseError> {
     let mut manifests = Vec::new();
     for push in pushes {
         let reference = push.pin_reference();
@@ -124,27 +248,7 @@ pub async fn publish(
         let manifest = store.manifest(&push.path, &push.pin).await?.ok_or(ReleaseError::ReadBack { reference })?;
         manifests.push(manifest);
     }
-    let mut published = Vec::new();
-    for (push, manifest) in pushes.iter().zip(manifests) {
-        for tag in &push.tags {
-            store.put_manifest(&push.path, tag, &manifest).await?;
-        }
-        on_event(Event::Tagged {
-            node: push.node.clone(),
-            repository: push.repository.clone(),
-            digest: manifest.digest.clone(),
-            tags: push.tags.clone(),
-        });
-        let mut tags = vec![push.pin.clone()];
-        tags.extend(push.tags.iter().cloned());
-        published.push(Published {
-            node: push.node.clone(),
-            repository: push.repository.clone(),
-            digest: manifest.digest,
-            tags,
-        });
-    }
-    Ok(published)
+    Ok(manifests)
 }
 
 /// Pushes image `image_id` as `repository:pin`, trying transient failures again with backoff
@@ -186,10 +290,15 @@ pub(crate) mod fakes {
 
     #[derive(Default)]
     pub struct World {
-        /// `push path:pin`, `get path:ref`, `put path:tag`, in the order they happened.
+        /// `push path:pin`, `get path:ref`, `blob path@digest`, `put path:tag`, in the order they
+        /// happened.
         pub log: Mutex<Vec<String>>,
         /// Manifests by `path:reference`.
         pub manifests: Mutex<HashMap<String, Manifest>>,
+        /// Image configurations by digest (the image ID): what a push uploads.
+        pub configs: Mutex<HashMap<String, Vec<u8>>>,
+        /// The architecture of images by ID, for their configurations (default `amd64`).
+        pub architectures: Mutex<HashMap<String, String>>,
         /// Operation numbers (0-based, counted over the log) that fail, and how.
         pub failures: Mutex<HashMap<usize, Failure>>,
     }
@@ -227,9 +336,9 @@ pub(crate) mod fakes {
         }
     }
 
-    /// The manifest an image's push leaves: its bytes name the image.
+    /// The manifest an image's push leaves: its bytes name the image's configuration.
     pub fn manifest_of(image_id: &str) -> Manifest {
-        let bytes = format!("{{\"config\":\"{image_id}\"}}").into_bytes();
+        let bytes = format!("{{\"schemaVersion\":2,\"config\":{{\"digest\":\"{image_id}\"}}}}").into_bytes();
         Manifest { media_type: crate::registry::MANIFEST_TYPES[0].into(), digest: digest_of(&bytes), bytes }
     }
 
@@ -259,6 +368,10 @@ pub(crate) mod fakes {
                 return Err(engine_error(failure));
             }
             self.put(&format!("{path}:{pin}"), manifest_of(image_id));
+            let architecture =
+                self.architectures.lock().unwrap().get(image_id).cloned().unwrap_or_else(|| "amd64".into());
+            let config = format!("{{\"architecture\":\"{architecture}\",\"os\":\"linux\"}}").into_bytes();
+            self.configs.lock().unwrap().insert(image_id.to_string(), config);
             Ok(())
         }
     }
@@ -268,6 +381,13 @@ pub(crate) mod fakes {
             match self.record(format!("get {path}:{reference}")) {
                 Some(failure) => Err(registry_error(failure)),
                 None => Ok(self.get(&format!("{path}:{reference}"))),
+            }
+        }
+
+        async fn blob(&self, path: &str, digest: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+            match self.record(format!("blob {path}@{digest}")) {
+                Some(failure) => Err(registry_error(failure)),
+                None => Ok(self.configs.lock().unwrap().get(digest).cloned()),
             }
         }
 
@@ -304,7 +424,7 @@ mod tests {
 
     async fn run(world: &World) -> (Result<Vec<Published>, ReleaseError>, Vec<Event>) {
         let mut events = Vec::new();
-        let result = publish(world, world, &pushes(), NO_WAIT, &mut |event| events.push(event)).await;
+        let result = publish(world, world, &pushes(), &[], NO_WAIT, &mut |event| events.push(event)).await;
         (result, events)
     }
 
@@ -410,8 +530,99 @@ mod tests {
             }
         }
         let forgetful = Forgetful(World::default());
-        let result = publish(&forgetful, &forgetful.0, &pushes(), NO_WAIT, &mut |_| {}).await;
+        let result = publish(&forgetful, &forgetful.0, &pushes(), &[], NO_WAIT, &mut |_| {}).await;
         assert!(matches!(result.unwrap_err(), ReleaseError::ReadBack { .. }));
         assert!(tags_moved(&forgetful.0).is_empty());
+    }
+
+    /// One image built for two platforms: two pins, and the index over them that carries the tags.
+    fn platforms() -> (Vec<Push>, Vec<IndexPush>) {
+        let pushes: Vec<Push> = ["amd64", "arm64"]
+            .iter()
+            .map(|arch| Push {
+                node: format!("base/{arch}"),
+                image_id: format!("sha256:base-{arch}"),
+                repository: "reg/ns/base".into(),
+                path: "ns/base".into(),
+                pin: format!("inputs-{arch}"),
+                tags: vec![],
+            })
+            .collect();
+        let index = IndexPush {
+            node: "base".into(),
+            repository: "reg/ns/base".into(),
+            path: "ns/base".into(),
+            platforms: vec![(Platform::parse("linux/amd64").unwrap(), 0), (Platform::parse("linux/arm64").unwrap(), 1)],
+            tags: vec!["1.0-main".into()],
+        };
+        (pushes, vec![index])
+    }
+
+    fn world_of_platforms() -> World {
+        let world = World::default();
+        world.architectures.lock().unwrap().insert("sha256:base-arm64".into(), "arm64".into());
+        world
+    }
+
+    #[tokio::test]
+    async fn the_index_is_written_after_every_platform_pin_and_the_tags_name_it() {
+        let world = world_of_platforms();
+        let (pushes, indexes) = platforms();
+        let published = publish(&world, &world, &pushes, &indexes, NO_WAIT, &mut |_| {}).await.unwrap();
+        let log = world.log();
+        let index = &published[2];
+        assert_eq!(
+            log,
+            [
+                "get ns/base:inputs-amd64",
+                "push ns/base:inputs-amd64",
+                "get ns/base:inputs-amd64",
+                "get ns/base:inputs-arm64",
+                "push ns/base:inputs-arm64",
+                "get ns/base:inputs-arm64",
+                "blob ns/base@sha256:base-amd64",
+                "blob ns/base@sha256:base-arm64",
+                &format!("put ns/base:{}", index.digest),
+                "put ns/base:1.0-main",
+            ]
+        );
+        let tagged = world.get("ns/base:1.0-main").unwrap();
+        assert_eq!(tagged.digest, index.digest, "the tag names the index");
+        assert_eq!(tagged.media_type, super::super::index::INDEX_MEDIA_TYPE);
+        let listed = super::super::index::index_platforms(&tagged.bytes);
+        assert_eq!(
+            listed,
+            [
+                ("linux/amd64".to_string(), manifest_of("sha256:base-amd64").digest),
+                ("linux/arm64".to_string(), manifest_of("sha256:base-arm64").digest)
+            ]
+        );
+        assert_eq!(index.platforms[1], ("linux/arm64".into(), "base/arm64".into(), listed[1].1.clone()));
+        assert_eq!(published[0].tags, ["inputs-amd64"], "a platform keeps its pin; the tags are the index's");
+    }
+
+    #[tokio::test]
+    async fn a_platform_image_whose_configuration_says_another_platform_writes_no_index_and_moves_no_tag() {
+        let world = World::default(); // both configurations say amd64
+        let (pushes, indexes) = platforms();
+        let error = publish(&world, &world, &pushes, &indexes, NO_WAIT, &mut |_| {}).await.unwrap_err();
+        assert!(
+            matches!(&error, ReleaseError::WrongPlatform { expected, found, .. } if expected == "linux/arm64" && found == "linux/amd64"),
+            "{error}"
+        );
+        assert_eq!(error.exit_code(), crate::error::ExitCode::Refused);
+        assert!(tags_moved(&world).is_empty(), "{:?}", world.log());
+    }
+
+    #[rstest::rstest]
+    #[case::reading_a_configuration(7)]
+    #[case::writing_the_index(8)]
+    #[tokio::test]
+    async fn a_failure_before_the_index_is_written_moves_no_tag(#[case] at: usize) {
+        let world = world_of_platforms();
+        world.fail_at(at, Failure::Refused);
+        let (pushes, indexes) = platforms();
+        assert!(publish(&world, &world, &pushes, &indexes, NO_WAIT, &mut |_| {}).await.is_err());
+        assert!(world.get("ns/base:1.0-main").is_none(), "{:?}", world.log());
     }
 }
