@@ -173,7 +173,7 @@ impl Runner {
         let reference = self.image_of(node);
         let image_id = self.engine.image(&reference).await?.and_then(|i| i.id).unwrap_or_default();
         let dir = xtask::paths::work_dir(&self.spec).join("security");
-        let stem = xtask::docs::file_stem(&self.spec, &node.image, &node.variant);
+        let stem = xtask::docs::node_stem(&self.spec, node);
         let (report_path, scanners_path) = security::report_paths(&dir, &stem);
         let write = |path: &std::path::Path, text: String| {
             std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(path, text)).map_err(bug)

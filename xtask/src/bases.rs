@@ -20,8 +20,9 @@ use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
 use crate::cache::RegistryCache;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, ImageInspect};
 use crate::identity::Pin;
+use crate::platform::{Platform, Runs};
 use crate::progress::Reporter;
 use crate::spec::{Base, Debootstrap};
 
@@ -38,7 +39,22 @@ pub enum BaseError {
     #[error("base `{name}`: pushing {reference} failed: {source}")]
     Push { name: String, reference: String, source: EngineError },
     #[error(transparent)]
+    WrongArchitecture(Box<WrongArchitecture>),
+    #[error("base `{name}`: its recipe must run {platform} programs (debootstrap's second stage), and this host can run them neither natively nor under QEMU\n  hint: {how}; or get the base from the stack's registry, pushed by a machine that can make it")]
+    CannotRun { name: String, platform: String, how: String },
+    #[error(transparent)]
     Engine(#[from] EngineError),
+}
+
+/// A base image for another platform than the one it is wanted for.
+#[derive(Debug, thiserror::Error)]
+#[error("base `{name}`: {reference} is for {found}, not {platform}\n  hint: {hint}")]
+pub struct WrongArchitecture {
+    pub name: String,
+    pub reference: String,
+    pub found: String,
+    pub platform: Platform,
+    pub hint: String,
 }
 
 /// A base image present on the engine.
@@ -49,22 +65,48 @@ pub struct BaseImage {
     pub id: String,
 }
 
-/// Makes sure `base` is on the engine under its `pin` (or under `fallback`, the same pin in the
-/// spec's own namespace when this run pushes elsewhere); pushes the pin when `push` and the
-/// registry lacks it.
-#[allow(clippy::too_many_arguments)]
+/// A base wanted for one platform, under its pin.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    pub base: &'a Base,
+    pub platform: &'a Platform,
+    pub pin: &'a Pin,
+    /// The same pin in the spec's own namespace, when this run pushes elsewhere.
+    pub fallback: Option<&'a Pin>,
+    /// The spec's folder (import recipes are relative to it).
+    pub spec_dir: &'a Path,
+}
+
+impl Wanted<'_> {
+    /// `image` carries this platform's architecture (the engine reports the OCI names).
+    fn fits(&self, image: &ImageInspect) -> bool {
+        image.architecture.as_deref() == Some(self.platform.architecture.as_str())
+            && (self.platform.variant.is_none() || image.variant == self.platform.variant)
+    }
+
+    fn wrong_architecture(&self, reference: &str, image: &ImageInspect, hint: &str) -> BaseError {
+        BaseError::WrongArchitecture(Box::new(WrongArchitecture {
+            name: self.base.name.clone(),
+            reference: reference.to_string(),
+            found: format!("{}/{}", image.os.as_deref().unwrap_or("?"), image.architecture.as_deref().unwrap_or("?")),
+            platform: self.platform.clone(),
+            hint: hint.to_string(),
+        }))
+    }
+}
+
+/// Makes sure the base is on the engine under its pin (or under the fallback); pushes the pin
+/// when `push` and the registry lacks it.
 pub async fn ensure_pinned(
     engine: &Engine,
-    base: &Base,
-    pin: &Pin,
-    fallback: Option<&Pin>,
-    spec_dir: &Path,
+    wanted: Wanted<'_>,
     registry: &RegistryCache,
     push: bool,
     reporter: &Reporter,
 ) -> Result<BaseImage, BaseError> {
+    let (base, pin) = (wanted.base, wanted.pin);
     let mut pushed_already = false;
-    for candidate in std::iter::once(pin).chain(fallback) {
+    for candidate in std::iter::once(pin).chain(wanted.fallback) {
         let reference = candidate.reference();
         let (in_registry, notice) = registry.has(candidate).await;
         if let Some(notice) = notice {
@@ -72,6 +114,13 @@ pub async fn ensure_pinned(
         }
         pushed_already |= in_registry && candidate == pin;
         if let Some(image) = engine.image(&reference).await? {
+            if !wanted.fits(&image) {
+                return Err(wanted.wrong_architecture(
+                    &reference,
+                    &image,
+                    "remove that tag (`docker rmi`), and build again to make the base anew",
+                ));
+            }
             let id = image.id.unwrap_or_default();
             if push && candidate == pin && !in_registry && registry.is_on() {
                 push_pin(engine, base, pin, &id, reporter).await?;
@@ -80,7 +129,8 @@ pub async fn ensure_pinned(
         }
         if in_registry {
             reporter.note(&format!("base {}: pulling {reference} from the stack's registry", base.name));
-            match engine.pull(&reference, crate::credentials::for_reference(&reference).as_ref()).await {
+            let credentials = crate::credentials::for_reference(&reference);
+            match engine.pull(&reference, credentials.as_ref(), Some(wanted.platform)).await {
                 Ok(()) => {
                     if let Some(image) = engine.image(&reference).await? {
                         return Ok(BaseImage { reference, id: image.id.unwrap_or_default() });
@@ -92,7 +142,7 @@ pub async fn ensure_pinned(
             }
         }
     }
-    let id = ensure(engine, base, pin, spec_dir, reporter).await?;
+    let id = ensure(engine, wanted, reporter).await?;
     engine.tag(&id, &pin.repository, &pin.tag()).await?;
     if push && !pushed_already && registry.is_on() {
         push_pin(engine, base, pin, &id, reporter).await?;
@@ -110,46 +160,84 @@ async fn push_pin(engine: &Engine, base: &Base, pin: &Pin, id: &str, reporter: &
         .map_err(|source| BaseError::Push { name: base.name.clone(), reference, source })
 }
 
-/// Has `base` the way the spec says: its reference on the engine, else pulled, else made by
-/// its recipe; returns the image ID.
-async fn ensure(
-    engine: &Engine,
-    base: &Base,
-    pin: &Pin,
-    spec_dir: &Path,
-    reporter: &Reporter,
-) -> Result<String, BaseError> {
+/// Has the base the way the spec says: its reference on the engine (when it carries the
+/// platform's architecture), else pulled for the platform, else made by its recipe; returns the
+/// image ID. A reference that names another platform's image here is left as it is: neither
+/// pulled over nor retagged.
+async fn ensure(engine: &Engine, wanted: Wanted<'_>, reporter: &Reporter) -> Result<String, BaseError> {
+    let base = wanted.base;
     let reference = base.reference.to_string();
-    if let Some(image) = engine.image(&reference).await? {
-        return Ok(image.id.unwrap_or_default());
-    }
-    reporter.note(&format!("base {}: {reference} is not on the engine; pulling it", base.name));
-    let pulled = tokio::time::timeout(
-        Duration::from_secs(120),
-        engine.pull(&reference, crate::credentials::for_reference(&reference).as_ref()),
-    )
-    .await;
-    let pull_error = match pulled {
-        Ok(Ok(())) => match engine.image(&reference).await? {
-            Some(image) => return Ok(image.id.unwrap_or_default()),
-            None => "the pull reported success but the image is absent".to_string(),
+    let here = engine.image(&reference).await?;
+    let pull_error = match &here {
+        Some(image) if wanted.fits(image) => return Ok(image.id.clone().unwrap_or_default()),
+        Some(image) => format!(
+            "{reference} here is for {}, and pulling it for {} would move that tag",
+            image.architecture.as_deref().unwrap_or("another platform"),
+            wanted.platform
+        ),
+        None => match pull_reference(engine, &wanted, &reference, reporter).await? {
+            Ok(id) => return Ok(id),
+            Err(pull_error) => pull_error,
         },
-        Ok(Err(error)) => error.to_string(),
-        Err(_) => "no answer within 120 s".to_string(),
     };
     if base.recipe.is_none() {
         return Err(BaseError::Unavailable { name: base.name.clone(), reference, pull_error });
     }
     reporter.note(&format!(
-        "base {}: the pull failed ({}); making it by its recipe",
+        "base {} for {}: {}; making it by its recipe",
         base.name,
+        wanted.platform,
         first_line(&pull_error)
     ));
-    let image = recipe_image(base, pin, spec_dir, reporter).await?;
-    reporter.note(&format!("base {}: loading {} MB as {reference}", base.name, image.root_fs.len() / 1_000_000));
-    let id = engine.load(image.archive(std::slice::from_ref(&reference)), &reference).await?;
-    reporter.note(&format!("base {}: made {reference} ({})", base.name, &id[..id.len().min(19)]));
+    let image = recipe_image(base, wanted.pin, wanted.platform, wanted.spec_dir, reporter).await?;
+    let pin_reference = wanted.pin.reference();
+    let mut tags = vec![pin_reference.clone()];
+    if here.is_none() {
+        tags.push(reference.clone());
+    }
+    reporter.note(&format!(
+        "base {}: loading {} MB as {}",
+        base.name,
+        image.root_fs.len() / 1_000_000,
+        tags.join(", ")
+    ));
+    let id = engine.load(image.archive(&tags), &pin_reference).await?;
+    let loaded = engine.image(&id).await?.unwrap_or_default();
+    if !wanted.fits(&loaded) {
+        return Err(wanted.wrong_architecture(&pin_reference, &loaded, "the image configuration the recipe wrote names the wrong architecture: this is a bug of the tool; please report it"));
+    }
+    reporter.note(&format!(
+        "base {}: made {pin_reference} for {} ({})",
+        base.name,
+        wanted.platform,
+        &id[..id.len().min(19)]
+    ));
     Ok(id)
+}
+
+/// Pulls the base's reference for the platform: the image ID, or why it could not be had.
+async fn pull_reference(
+    engine: &Engine,
+    wanted: &Wanted<'_>,
+    reference: &str,
+    reporter: &Reporter,
+) -> Result<Result<String, String>, BaseError> {
+    reporter.note(&format!("base {}: {reference} is not on the engine; pulling it", wanted.base.name));
+    let credentials = crate::credentials::for_reference(reference);
+    let pulled = tokio::time::timeout(
+        Duration::from_secs(120),
+        engine.pull(reference, credentials.as_ref(), Some(wanted.platform)),
+    )
+    .await;
+    Ok(match pulled {
+        Ok(Ok(())) => match engine.image(reference).await? {
+            Some(image) if wanted.fits(&image) => Ok(image.id.unwrap_or_default()),
+            Some(image) => Err(wanted.wrong_architecture(reference, &image, "").to_string()),
+            None => Err("the pull reported success but the image is absent".to_string()),
+        },
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("no answer within 120 s".to_string()),
+    })
 }
 
 /// Runs `base`'s recipe (debootstrap, or reading the tarball) and returns the image it makes,
@@ -157,6 +245,7 @@ async fn ensure(
 pub async fn recipe_image(
     base: &Base,
     pin: &Pin,
+    platform: &Platform,
     spec_dir: &Path,
     reporter: &Reporter,
 ) -> Result<RootFsImage, BaseError> {
@@ -170,11 +259,19 @@ pub async fn recipe_image(
     let epoch = source_date_epoch(base.refresh.as_deref());
     let (root_fs, created_by) = match (&recipe.debootstrap, &recipe.import) {
         (Some(debootstrap_recipe), _) => {
-            let tar = debootstrap(&base.name, &reference, debootstrap_recipe, epoch, reporter).await?;
-            let d = debootstrap_recipe;
-            (tar, format!("debootstrap --variant={} {} {}", d.variant, d.suite, d.mirror))
+            if platform.host_runs() == Runs::No {
+                return Err(BaseError::CannotRun {
+                    name: base.name.clone(),
+                    platform: platform.to_string(),
+                    how: platform.how_to_run(),
+                });
+            }
+            let tar = debootstrap(&base.name, &reference, debootstrap_recipe, platform, epoch, reporter).await?;
+            let (d, arch) = (debootstrap_recipe, platform.debian_architecture());
+            (tar, format!("debootstrap --variant={} --arch={arch} {} {}", d.variant, d.suite, d.mirror))
         }
         (None, Some(file)) => {
+            let file = &crate::identity::import_file(file, platform);
             let path = spec_dir.join(file);
             let failed = |reason: String| BaseError::RecipeFailed {
                 name: base.name.clone(),
@@ -193,7 +290,7 @@ pub async fn recipe_image(
         }
         (None, None) => return Err(unavailable()),
     };
-    Ok(RootFsImage { root_fs, epoch, architecture: host_architecture(), created_by, inputs: pin.digest.clone() })
+    Ok(RootFsImage { root_fs, epoch, platform: platform.clone(), created_by, inputs: pin.digest.clone() })
 }
 
 fn first_line(text: &str) -> &str {
@@ -217,22 +314,14 @@ pub fn source_date_epoch(refresh: Option<&str>) -> i64 {
         .unwrap_or(0)
 }
 
-/// The architecture of this host, as images name it (`amd64`, `arm64`).
-fn host_architecture() -> String {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64".into(),
-        "aarch64" => "arm64".into(),
-        other => other.into(),
-    }
-}
-
 /// A root file system made into an image, with a configuration written here rather than by the
 /// engine: the same files and the same epoch give the same image ID on every machine.
 pub struct RootFsImage {
     /// An uncompressed tar archive.
     pub root_fs: Vec<u8>,
     pub epoch: i64,
-    pub architecture: String,
+    /// What the configuration says it runs on (`architecture`, `os`, `variant`).
+    pub platform: Platform,
     pub created_by: String,
     /// The base's digest, kept as the `xtask.stack.inputs` label.
     pub inputs: String,
@@ -250,6 +339,8 @@ struct ContainerConfig<'a> {
 struct ImageConfig<'a> {
     architecture: &'a str,
     os: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
     created: String,
     config: ContainerConfig<'a>,
     rootfs: RootFs,
@@ -284,8 +375,9 @@ impl RootFsImage {
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
         let config = ImageConfig {
-            architecture: &self.architecture,
-            os: "linux",
+            architecture: &self.platform.architecture,
+            os: &self.platform.os,
+            variant: self.platform.variant.as_deref(),
             created: created.clone(),
             config: ContainerConfig {
                 env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
@@ -381,11 +473,13 @@ async fn debootstrap(
     name: &str,
     reference: &str,
     recipe: &Debootstrap,
+    platform: &Platform,
     epoch: i64,
     reporter: &Reporter,
 ) -> Result<Vec<u8>, BaseError> {
     let (name, reference, recipe) = (name.to_string(), reference.to_string(), recipe.clone());
-    let log = reporter.log_path(&format!("base-{name}"));
+    let arch = platform.debian_architecture();
+    let log = reporter.log_path(&format!("base-{name}-{arch}"));
     let log_text = log.display().to_string();
     if let Some(folder) = log.parent() {
         let _ = std::fs::create_dir_all(folder);
@@ -408,7 +502,8 @@ async fn debootstrap(
         }
         let dir = tempfile::tempdir().map_err(|e| failed("a temporary folder", e.to_string()))?;
         let target = dir.path().join("rootfs");
-        let mut args = vec![format!("--variant={}", recipe.variant)];
+        // A foreign architecture runs its second stage through QEMU (a binfmt handler).
+        let mut args = vec![format!("--variant={}", recipe.variant), format!("--arch={arch}")];
         if !recipe.include.is_empty() {
             args.push(format!("--include={}", recipe.include.join(",")));
         }
@@ -467,7 +562,7 @@ mod tests {
         let image = |root_fs: &[u8]| RootFsImage {
             root_fs: root_fs.to_vec(),
             epoch: 1_793_491_200,
-            architecture: "amd64".into(),
+            platform: Platform::parse("linux/amd64").unwrap(),
             created_by: "test".into(),
             inputs: "sha256:1".into(),
         };

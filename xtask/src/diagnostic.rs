@@ -58,6 +58,10 @@ pub enum Code {
     InvalidReference,
     UnknownVariant,
     VariantOptOut,
+    /// A platform the stack does not build for.
+    UnknownPlatform,
+    /// An image built for a platform that its parent or dependency is not built for.
+    PlatformOptOut,
     FromMismatch,
     ReservedBuildArg,
     UnknownDocCommand,
@@ -67,7 +71,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in the order `docs/spec.md` lists them.
-    pub const ALL: [Code; 20] = [
+    pub const ALL: [Code; 22] = [
         Code::Io,
         Code::Encoding,
         Code::Limit,
@@ -83,6 +87,8 @@ impl Code {
         Code::InvalidReference,
         Code::UnknownVariant,
         Code::VariantOptOut,
+        Code::UnknownPlatform,
+        Code::PlatformOptOut,
         Code::FromMismatch,
         Code::ReservedBuildArg,
         Code::UnknownDocCommand,
@@ -107,6 +113,8 @@ impl Code {
             Code::InvalidReference => "invalid-reference",
             Code::UnknownVariant => "unknown-variant",
             Code::VariantOptOut => "variant-opt-out",
+            Code::UnknownPlatform => "unknown-platform",
+            Code::PlatformOptOut => "platform-opt-out",
             Code::FromMismatch => "from-mismatch",
             Code::ReservedBuildArg => "reserved-build-arg",
             Code::UnknownDocCommand => "unknown-doc-command",

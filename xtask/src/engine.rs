@@ -15,6 +15,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 
 use crate::credentials::Credentials;
+use crate::platform::Platform;
 use futures_util::StreamExt;
 
 /// The oldest Engine API this tool speaks (Debian 12's Docker 20.10).
@@ -176,6 +177,8 @@ pub struct BuildRequest {
     pub cache_from: Vec<String>,
     /// What the messages call this build (`base-notebook@gpu`).
     pub name: String,
+    /// The platform to build for (`linux/arm64`); the engine's own when `None`.
+    pub platform: Option<Platform>,
 }
 
 /// A container to create.
@@ -312,6 +315,8 @@ pub struct Engine {
     pub host: String,
     pub api_version: String,
     pub server_version: String,
+    /// The platform the engine runs natively (what it reports itself as).
+    pub platform: Platform,
 }
 
 fn is_not_found(error: &bollard::errors::Error) -> bool {
@@ -340,7 +345,14 @@ impl Engine {
         if parsed.len() < 2 || (parsed[0], parsed[1]) < MIN_API {
             return Err(EngineError::TooOld { host, api: api_version });
         }
-        Ok(Engine { docker, host, api_version, server_version: version.version.unwrap_or_default() })
+        let platform = version.arch.as_deref().and_then(Platform::from_machine).unwrap_or_else(Platform::host);
+        Ok(Engine { docker, host, api_version, server_version: version.version.unwrap_or_default(), platform })
+    }
+
+    /// Whether the engine runs on this machine (a unix socket): its binfmt handlers are this
+    /// host's.
+    pub fn is_local(&self) -> bool {
+        self.host.starts_with("unix://")
     }
 
     /// How the engine can give containers an NVIDIA GPU, if it can: an `nvidia` runtime, or CDI
@@ -671,9 +683,18 @@ impl Engine {
         }
     }
 
-    /// Pulls `reference` from its registry.
-    pub async fn pull(&self, reference: &str, credentials: Option<&Credentials>) -> Result<(), EngineError> {
-        let options = CreateImageOptionsBuilder::default().from_image(reference).build();
+    /// Pulls `reference` from its registry, for `platform` when given (else the engine's own).
+    pub async fn pull(
+        &self,
+        reference: &str,
+        credentials: Option<&Credentials>,
+        platform: Option<&Platform>,
+    ) -> Result<(), EngineError> {
+        let mut options = CreateImageOptionsBuilder::default().from_image(reference);
+        if let Some(platform) = platform {
+            options = options.platform(&platform.to_string());
+        }
+        let options = options.build();
         let stream = self.docker.create_image(Some(options), None, credentials.map(for_engine));
         drain(stream, "pulling", reference, |info| info.error_detail.and_then(|d| d.message)).await
     }
@@ -726,7 +747,9 @@ impl Engine {
         mut on_event: impl FnMut(BuildEvent),
     ) -> Result<String, EngineError> {
         let session = format!("xtask-{}-{}", std::process::id(), request.name.replace(['@', '/'], "-"));
+        let platform = request.platform.as_ref().map(ToString::to_string).unwrap_or_default();
         let options = BuildImageOptionsBuilder::default()
+            .platform(&platform)
             .dockerfile(&request.dockerfile)
             .buildargs(&request.build_args)
             .labels(&request.labels)

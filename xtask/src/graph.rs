@@ -1,5 +1,5 @@
-//! The image graph: one node per (image, variant), edges from what an image is built on to the
-//! image. Topological order, levels (what can build at the same time), ancestors and
+//! The image graph: one node per (image, variant, platform), edges from what an image is built
+//! on to the image (in the same variant, for the same platform). Topological order, levels (what can build at the same time), ancestors and
 //! descendants. Built from a validated [`Spec`], so it is known to be acyclic; [`find_cycle`]
 //! is what validation uses to refuse a spec that is not.
 //!
@@ -12,22 +12,48 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
+use crate::platform::Platform;
 use crate::spec::{Parent, Spec};
 
-/// One image in one variant.
+/// One image in one variant, for one platform.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId {
     pub image: String,
     pub variant: String,
-    /// `image` in the default variant, `image@variant` in the others: how users name a node in
+    pub platform: Platform,
+    /// `image` in the default variant, `image@variant` in the others, and `/<arch>` after it
+    /// in a stack of several platforms (`scipy-notebook@gpu/amd64`): how users name a node in
     /// plans, test names and filters.
     pub name: String,
+    /// The name without the platform (`image` or `image@variant`): what names the node's
+    /// repository, and the image index its platforms share.
+    pub image_variant: String,
 }
 
 impl NodeId {
+    /// The node of `image` in `variant` for the spec's default platform (the host's when the
+    /// stack builds for it).
     pub fn new(spec: &Spec, image: &str, variant: &str) -> NodeId {
-        let name = if variant == spec.default_variant() { image.to_string() } else { format!("{image}@{variant}") };
-        NodeId { image: image.to_string(), variant: variant.to_string(), name }
+        NodeId::on(spec, image, variant, spec.default_platform())
+    }
+
+    /// The node of `image` in `variant` for `platform`.
+    pub fn on(spec: &Spec, image: &str, variant: &str, platform: &Platform) -> NodeId {
+        let image_variant =
+            if variant == spec.default_variant() { image.to_string() } else { format!("{image}@{variant}") };
+        NodeId {
+            image: image.to_string(),
+            variant: variant.to_string(),
+            platform: platform.clone(),
+            name: spec.on_platform(&image_variant, platform),
+            image_variant,
+        }
+    }
+
+    /// The node of another image in this node's variant and platform (its parent, a
+    /// dependency).
+    pub fn sibling(&self, spec: &Spec, image: &str) -> NodeId {
+        NodeId::on(spec, image, &self.variant, &self.platform)
     }
 }
 
@@ -63,21 +89,23 @@ impl ImageGraph {
         let mut graph = DiGraph::new();
         let mut index = HashMap::new();
         let by_variant = spec.images_by_variant();
+        let mut nodes = Vec::new();
         for (variant, images) in &by_variant {
-            for image in images {
-                let id = NodeId::new(spec, &image.name, &variant.name);
-                index.insert(id.clone(), graph.add_node(id));
+            for platform in &spec.stack.platforms {
+                for image in images.iter().filter(|image| image.platforms_in(&variant.name).contains(platform)) {
+                    let id = NodeId::on(spec, &image.name, &variant.name, platform);
+                    index.insert(id.clone(), graph.add_node(id.clone()));
+                    nodes.push((*image, id));
+                }
             }
         }
-        for (variant, images) in &by_variant {
-            for image in images {
-                let to = index[&NodeId::new(spec, &image.name, &variant.name)];
-                if let Some(Parent::Image(parent)) = image.parents.get(&variant.name) {
-                    graph.add_edge(index[&NodeId::new(spec, parent, &variant.name)], to, EdgeKind::Parent);
-                }
-                for dependency in image.depends_on.iter().filter(|name| spec.images.contains_key(*name)) {
-                    graph.add_edge(index[&NodeId::new(spec, dependency, &variant.name)], to, EdgeKind::Dependency);
-                }
+        for (image, id) in &nodes {
+            let to = index[id];
+            if let Some(Parent::Image(parent)) = image.parents.get(&id.variant) {
+                graph.add_edge(index[&id.sibling(spec, parent)], to, EdgeKind::Parent);
+            }
+            for dependency in image.depends_on.iter().filter(|name| spec.images.contains_key(*name)) {
+                graph.add_edge(index[&id.sibling(spec, dependency)], to, EdgeKind::Dependency);
             }
         }
         let all: Vec<NodeIndex> = graph.node_indices().collect();

@@ -1,8 +1,11 @@
 //! What an image is, computed from the repository alone: its **inputs digest**, a Merkle digest
 //! over its own inputs (the build context after `.dockerignore` and the change rules, the
-//! Dockerfile, the build arguments, the variant) and the inputs digests of everything it is
-//! built on (its parent, its `depends_on` images, its base). A base's digest covers its
-//! reference as written (pinned by digest, ideally), its recipe and its `refresh` key.
+//! Dockerfile, the build arguments, the variant, the platform) and the inputs digests of
+//! everything it is built on (its parent, its `depends_on` images, its base). A base's digest
+//! covers its reference as written (pinned by digest, ideally), its recipe, its `refresh` key
+//! and its platform. `linux/amd64` is written as nothing, so the pins made before platforms
+//! existed stay what they were; every other platform adds a line, so each platform of an image
+//! has a pin of its own.
 //!
 //! Any machine computes the same digests for the same tree, with no engine and no registry, so
 //! a fresh CI runner knows from the repository which pin (`<repository>:inputs-<digest>`) each
@@ -17,7 +20,8 @@ use sha2::{Digest, Sha256};
 
 use crate::context::{self, ContextError};
 use crate::graph::{ImageGraph, NodeId};
-use crate::spec::{Base, Image, Parent, Spec};
+use crate::platform::Platform;
+use crate::spec::{Base, Image, Parent, Spec, ARCH_PLACEHOLDER};
 
 /// The version of what the inputs digest covers; bump it when that changes.
 pub const INPUTS_SCHEMA: &str = "xtask-stack-inputs/v2";
@@ -66,17 +70,39 @@ pub fn pin_tag(digest: &str) -> String {
 /// The identities of a set of images and of the bases they are built on.
 #[derive(Debug, Clone, Default)]
 pub struct Identities {
-    /// By base name.
+    /// By base name, and `/<arch>` in a stack of several platforms ([`base_key`]).
     pub bases: BTreeMap<String, Pin>,
     /// By node name (`image` or `image@variant`).
     pub nodes: BTreeMap<String, Pin>,
 }
 
-/// The digest of a base: its reference as written, its recipe (the imported file's contents
-/// for an `import` recipe) and its refresh key.
-pub fn base_digest(base: &Base, spec_dir: &Path) -> Result<String, IdentityError> {
+/// How a base is named among the identities: `debian`, or `debian/arm64` in a stack of several
+/// platforms.
+pub fn base_key(spec: &Spec, base: &str, platform: &Platform) -> String {
+    spec.on_platform(base, platform)
+}
+
+/// The line a platform adds to a digest: none for `linux/amd64` (what every pin was before
+/// platforms), `platform linux/arm64` for the others.
+fn platform_line(platform: &Platform) -> String {
+    if platform.to_string() == "linux/amd64" {
+        String::new()
+    } else {
+        format!("platform {platform}\n")
+    }
+}
+
+/// The file an `import` recipe reads for `platform`: `{arch}` replaced by the platform's suffix.
+pub fn import_file(file: &str, platform: &Platform) -> String {
+    file.replace(ARCH_PLACEHOLDER, &platform.suffix())
+}
+
+/// The digest of a base for `platform`: its reference as written, its recipe (the imported
+/// file's contents for an `import` recipe), its refresh key and the platform.
+pub fn base_digest(base: &Base, spec_dir: &Path, platform: &Platform) -> Result<String, IdentityError> {
     let mut hasher = Sha256::new();
     hasher.update(format!("{BASE_SCHEMA}\nreference {}\n", base.reference));
+    hasher.update(platform_line(platform));
     if let Some(recipe) = &base.recipe {
         if let Some(d) = &recipe.debootstrap {
             hasher.update(format!(
@@ -89,7 +115,8 @@ pub fn base_digest(base: &Base, spec_dir: &Path) -> Result<String, IdentityError
             ));
         }
         if let Some(file) = &recipe.import {
-            let path = spec_dir.join(file);
+            let file = import_file(file, platform);
+            let path = spec_dir.join(&file);
             let contents = std::fs::read(&path).map_err(|source| IdentityError::Import {
                 name: base.name.clone(),
                 path: path.clone(),
@@ -119,6 +146,7 @@ pub fn inputs_digest(
         "image {}\nvariant {}\ndockerfile {dockerfile}\ncontext {context_digest}\n",
         id.image, id.variant
     ));
+    hasher.update(platform_line(&id.platform));
     for (key, value) in args {
         hasher.update(format!("arg {key}={value}\n"));
     }
@@ -163,9 +191,11 @@ pub fn identities(spec: &Spec, graph: &ImageGraph, nodes: &[NodeId]) -> Result<I
     let mut out = Identities::default();
     for id in &nodes {
         for base in bases_of(spec, id) {
-            if !out.bases.contains_key(base) {
-                let digest = base_digest(&spec.bases[base], &spec.dir)?;
-                out.bases.insert(base.to_string(), Pin::new(digest, spec.base_repository(base)));
+            if let std::collections::btree_map::Entry::Vacant(entry) =
+                out.bases.entry(base_key(spec, base, &id.platform))
+            {
+                let digest = base_digest(&spec.bases[base], &spec.dir, &id.platform)?;
+                entry.insert(Pin::new(digest, spec.base_repository(base)));
             }
         }
     }
@@ -186,13 +216,9 @@ pub fn identities(spec: &Spec, graph: &ImageGraph, nodes: &[NodeId]) -> Result<I
 pub fn upstream_digests(spec: &Spec, id: &NodeId, known: &Identities) -> Vec<(String, String)> {
     let image = &spec.images[&id.image];
     let digest_of = |name: &str| -> String {
-        match known.bases.get(name) {
-            Some(base) => base.digest.clone(),
-            None => known
-                .nodes
-                .get(&NodeId::new(spec, name, &id.variant).name)
-                .map(|pin| pin.digest.clone())
-                .unwrap_or_default(),
+        match known.bases.get(&base_key(spec, name, &id.platform)) {
+            Some(base) if spec.bases.contains_key(name) => base.digest.clone(),
+            _ => known.nodes.get(&id.sibling(spec, name).name).map(|pin| pin.digest.clone()).unwrap_or_default(),
         }
     };
     let mut upstream = Vec::new();

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod labels;
 pub mod paths;
 pub mod plan;
+pub mod platform;
 pub mod progress;
 pub mod reference;
 pub mod refresh;

@@ -15,6 +15,7 @@ use std::fmt;
 use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics};
 use crate::git::ChangeSet;
 use crate::graph::{EdgeKind, ImageGraph, NodeId};
+use crate::platform::Platform;
 use crate::spec::diff::SpecDiff;
 use crate::spec::Spec;
 
@@ -24,6 +25,15 @@ pub enum Variants {
     /// The spec's first variant.
     Default,
     One(String),
+    All,
+}
+
+/// Which platforms a plan covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Platforms {
+    /// The host's when the stack builds for it, else the stack's first.
+    Default,
+    Some(Vec<Platform>),
     All,
 }
 
@@ -50,9 +60,11 @@ pub enum Scope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanRequest {
     pub selection: Selection,
-    /// `image` or `image@variant`; with `All`/`Since`, keeps only these.
+    /// `image`, `image@variant`, `image/arch` or `image@variant/arch`; with `All`/`Since`,
+    /// keeps only these.
     pub images: Vec<String>,
     pub variants: Variants,
+    pub platforms: Platforms,
 }
 
 /// Why an image is in the plan.
@@ -167,6 +179,8 @@ pub struct PlannedImage {
 pub struct BuildPlan {
     pub scope: Scope,
     pub variants: Vec<String>,
+    /// `linux/amd64`, ...: the platforms the plan covers, in the stack's order.
+    pub platforms: Vec<String>,
     /// Images to build, then images to re-test, each group in topological order.
     pub images: Vec<PlannedImage>,
     /// The names of the images to build, level by level.
@@ -191,16 +205,24 @@ impl BuildPlan {
 /// used to match changed files to image folders.
 pub fn plan(spec: &Spec, graph: &ImageGraph, request: &PlanRequest, spec_dir: &str) -> Result<BuildPlan, Diagnostics> {
     let mut variants = select_variants(spec, &request.variants)?;
-    let named = resolve_images(spec, &request.images, &variants)?;
-    // `image@variant` brings its variant into the plan.
+    let mut platforms = select_platforms(spec, &request.platforms)?;
+    let named = resolve_images(spec, &request.images, &variants, &platforms)?;
+    // `image@variant` brings its variant into the plan, `image/arch` its platform.
     for id in &named {
         if !variants.contains(&id.variant) {
             variants.push(id.variant.clone());
         }
+        if !platforms.contains(&id.platform) {
+            platforms.push(id.platform.clone());
+        }
     }
     variants.sort_by_key(|name| spec.variants.iter().position(|v| &v.name == name));
+    platforms.sort_by_key(|platform| spec.stack.platforms.iter().position(|p| p == platform));
     // Nodes in scope, in topological order; reasons are kept by position in this list.
-    let in_scope: Vec<&NodeId> = graph.topological_order().filter(|id| variants.contains(&id.variant)).collect();
+    let in_scope: Vec<&NodeId> = graph
+        .topological_order()
+        .filter(|id| variants.contains(&id.variant) && platforms.contains(&id.platform))
+        .collect();
     let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); in_scope.len()];
     let mut files = Files::default();
     let scope = match &request.selection {
@@ -235,7 +257,16 @@ pub fn plan(spec: &Spec, graph: &ImageGraph, request: &PlanRequest, spec_dir: &s
         }
     }
     let (images, levels) = assemble(graph, &in_scope, reasons);
-    Ok(BuildPlan { scope, variants, images, levels, ignored_files: files.ignored, unmapped_files: files.unmapped })
+    let platforms = platforms.iter().map(ToString::to_string).collect();
+    Ok(BuildPlan {
+        scope,
+        variants,
+        platforms,
+        images,
+        levels,
+        ignored_files: files.ignored,
+        unmapped_files: files.unmapped,
+    })
 }
 
 /// Changed files that rebuild nothing.
@@ -445,6 +476,35 @@ fn select_variants(spec: &Spec, choice: &Variants) -> Result<Vec<String>, Diagno
     }
 }
 
+/// The platforms `choice` names, each one the stack builds for (an unknown one is an error).
+pub fn select_platforms(spec: &Spec, choice: &Platforms) -> Result<Vec<Platform>, Diagnostics> {
+    match choice {
+        Platforms::Default => Ok(vec![spec.default_platform().clone()]),
+        Platforms::All => Ok(spec.stack.platforms.clone()),
+        Platforms::Some(list) => {
+            let unknown: Vec<Diagnostic> = list
+                .iter()
+                .filter(|p| !spec.stack.platforms.contains(p))
+                .map(|p| unknown_platform(spec, &p.to_string()))
+                .collect();
+            if unknown.is_empty() {
+                Ok(list.clone())
+            } else {
+                Err(Diagnostics(unknown))
+            }
+        }
+    }
+}
+
+fn unknown_platform(spec: &Spec, name: &str) -> Diagnostic {
+    let all: Vec<String> = spec.stack.platforms.iter().map(ToString::to_string).collect();
+    Diagnostic::new(Code::UnknownPlatform, None, format!("the stack does not build for `{name}`")).with_hint(format!(
+        "its platforms are: {} (`stack.platforms` in {})",
+        all.join(", "),
+        spec.file.display()
+    ))
+}
+
 fn unknown_variant(name: &str, all: &[String]) -> Diagnostic {
     let mut hint = format!("the stack's variants are: {}", all.join(", "));
     if let Some(best) = did_you_mean(name, all.iter().map(String::as_str)) {
@@ -453,15 +513,30 @@ fn unknown_variant(name: &str, all: &[String]) -> Diagnostic {
     Diagnostic::new(Code::UnknownVariant, None, format!("unknown variant `{name}`")).with_hint(hint)
 }
 
-/// Resolves `image` and `image@variant` arguments to nodes of the chosen variants.
-fn resolve_images(spec: &Spec, names: &[String], variants: &[String]) -> Result<BTreeSet<NodeId>, Diagnostics> {
+/// Resolves `image[@variant][/arch]` arguments to nodes of the chosen variants and platforms.
+fn resolve_images(
+    spec: &Spec,
+    names: &[String],
+    variants: &[String],
+    platforms: &[Platform],
+) -> Result<BTreeSet<NodeId>, Diagnostics> {
     let mut out = BTreeSet::new();
     let mut errors = Vec::new();
     let all_variants: Vec<String> = spec.variants.iter().map(|v| v.name.clone()).collect();
     for argument in names {
+        let (argument, platform) = match argument.rsplit_once('/') {
+            Some((rest, suffix)) => match spec.platform_by_suffix(suffix) {
+                Some(platform) => (rest, Some(platform)),
+                None => {
+                    errors.push(unknown_platform(spec, suffix));
+                    continue;
+                }
+            },
+            None => (argument.as_str(), None),
+        };
         let (image_name, variant) = match argument.split_once('@') {
             Some((image, variant)) => (image, Some(variant)),
-            None => (argument.as_str(), None),
+            None => (argument, None),
         };
         let Some(image) = spec.images.get(image_name) else {
             let mut hint = "`cargo xtask graph` lists the stack's images".to_string();
@@ -498,13 +573,38 @@ fn resolve_images(spec: &Spec, names: &[String], variants: &[String]) -> Result<
                 .with_hint(format!("it is built in: {}", image.variants.join(", "))),
             );
         }
-        for variant in found {
-            out.insert(NodeId::new(spec, image_name, variant));
+        let wanted_platforms: Vec<&Platform> = platform.map_or_else(|| platforms.iter().collect(), |p| vec![p]);
+        let nodes: Vec<NodeId> = found
+            .iter()
+            .flat_map(|variant| {
+                let here = image.platforms_in(variant);
+                wanted_platforms.iter().filter(|p| here.contains(p)).map(|p| NodeId::on(spec, image_name, variant, p))
+            })
+            .collect();
+        if nodes.is_empty() && !found.is_empty() {
+            let shown: Vec<String> = wanted_platforms.iter().map(ToString::to_string).collect();
+            let built: Vec<String> = found.iter().map(|v| format!("{v}: {}", list(image.platforms_in(v)))).collect();
+            errors.push(
+                Diagnostic::new(
+                    Code::PlatformOptOut,
+                    None,
+                    format!("image `{image_name}` is not built for {}", shown.join(", ")),
+                )
+                .with_hint(format!(
+                    "it is built for ({}); choose one with `--platform`, or `--all-platforms`",
+                    built.join("; ")
+                )),
+            );
         }
+        out.extend(nodes);
     }
     if errors.is_empty() {
         Ok(out)
     } else {
         Err(Diagnostics(errors))
     }
+}
+
+fn list(platforms: &[Platform]) -> String {
+    platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }

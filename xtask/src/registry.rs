@@ -1,6 +1,8 @@
 //! The registry's HTTP API (distribution v2), for what the engine cannot do: read a manifest by
-//! tag or digest, and put that same manifest under another tag. That is how `release` moves tags
-//! only after everything they name is uploaded, and how promotion keeps the digest identical.
+//! tag or digest (and an image's configuration blob), and put a manifest under a tag: the same
+//! one under another tag, or an image index over platform manifests. That is how `release`
+//! moves tags only after everything they name is uploaded, and how promotion keeps the digest
+//! identical.
 //!
 //! Blocking (ureq), so async callers run it on tokio's blocking pool. Handles Basic and Bearer
 //! token authentication through `WWW-Authenticate` challenges, and retries transient failures
@@ -361,7 +363,8 @@ impl Registry {
         Ok(answer.status == 200)
     }
 
-    /// Puts `manifest` under `repository:tag`; returns the digest the registry reports.
+    /// Puts `manifest` under `repository:tag` (a tag, or its own digest to store it untagged);
+    /// returns the digest the registry reports.
     pub fn put_manifest(&self, repository: &str, tag: &str, manifest: &Manifest) -> Result<String, RegistryError> {
         let scope = format!("repository:{repository}:pull,push");
         let path = format!("/v2/{repository}/manifests/{tag}");
@@ -404,7 +407,7 @@ impl Registry {
         }
     }
 
-    /// Blob `digest` of `repository`, if it is stored.
+    /// Blob `digest` of `repository` (an image configuration, a document: small), if it is stored.
     pub fn blob(&self, repository: &str, digest: &str) -> Result<Option<Vec<u8>>, RegistryError> {
         let scope = format!("repository:{repository}:pull");
         let answer = self.request(Method::Get, &format!("/v2/{repository}/blobs/{digest}"), &scope)?;

@@ -613,3 +613,57 @@ async fn a_security_trial_that_cannot_ask_apt_fails_with_the_reason_and_never_pa
     runner.cleanup().await;
     assert!(error.contains("cannot run") && error.contains("no apt-get"), "{error}");
 }
+
+/// Runs `stack-test` on the spec `spec` with `env` and `args`: its exit code, standard output
+/// and standard error.
+fn stack_test(spec: &Path, env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stack-test"))
+        .args(args)
+        .env("STACK_SPEC", spec)
+        .env_remove("STACK_TEST_PLATFORMS")
+        .env_remove("STACK_TEST_NODES")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code(), text(&output.stdout), text(&output.stderr))
+}
+
+/// How libtest's output says trial `name` ended (`ok`, `ignored`, `FAILED`).
+fn outcome<'a>(stdout: &'a str, name: &str) -> Option<&'a str> {
+    stdout.lines().find_map(|line| {
+        let (trial, result) = line.strip_prefix("test ")?.split_once(" ... ")?;
+        (trial.trim_end() == name).then(|| result.trim())
+    })
+}
+
+/// A stack of two platforms: the arm64 trials run under QEMU when selected (`uname -m` says
+/// `aarch64` there), carry the platform in their names and JUnit classnames, and are listed as
+/// ignored, with the reason, when not selected.
+#[test]
+fn the_trials_of_each_platform_run_where_selected_and_are_ignored_with_the_reason_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    // A fixed namespace: later runs find these images up to date.
+    let spec = xtask::fixture::prepare_platforms(dir.path(), "harness-platforms", xtask::fixture::BUSYBOX_BASE)
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("images/base/tests/machine.yml"),
+        "commands:\n  machine: {run: busybox uname -m, stdout: {equals: aarch64}}\n",
+    )
+    .unwrap();
+    let junit = dir.path().join("junit.xml");
+    let env = [("STACK_TEST_PLATFORMS", "all"), ("STACK_JUNIT", junit.to_str().unwrap())];
+    let (code, stdout, stderr) = stack_test(&spec, &env, &["base/arm64::", "--test-threads", "2"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(outcome(&stdout, "base/arm64::base/machine::machine"), Some("ok"), "{stdout}");
+    assert_eq!(outcome(&stdout, "base/arm64::common/common::busybox"), Some("ok"), "{stdout}");
+    assert!(stderr.contains("linux/arm64 trials run under QEMU"), "{stderr}");
+    let report = std::fs::read_to_string(&junit).unwrap();
+    assert!(report.contains(r#"classname="base/arm64""#), "{report}");
+
+    let (code, stdout, stderr) = stack_test(&spec, &[], &["base/", "--skip", "machine"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(outcome(&stdout, "base/amd64::base/checks::base-file"), Some("ok"), "{stdout}");
+    assert_eq!(outcome(&stdout, "base/arm64::base/checks::base-file"), Some("ignored"), "{stdout}");
+    assert!(stderr.contains("trial(s) ignored: linux/arm64 is not selected: set STACK_TEST_PLATFORMS"), "{stderr}");
+}

@@ -33,20 +33,32 @@ use crate::error::ExitCode;
 use crate::graph::{ImageGraph, NodeId};
 use crate::identity::{Identities, IdentityError, Pin};
 use crate::plan::BuildPlan;
+use crate::platform::{Platform, Runs};
 use crate::progress::Reporter;
 use crate::scheduler::{self, Job, Outcome};
 use crate::spec::{Cache, Spec};
 
 pub use crate::identity::pin_tag;
 
-/// The tag every built image carries: what tests and `cargo xtask tag` start from.
+/// The tag every built image carries: what tests and `cargo xtask tag` start from
+/// (`build-<arch>` in a stack of several platforms: one engine may hold them all).
 pub const BUILD_TAG: &str = "build";
 /// Where the CA bundle for builds sits in every context (empty when none is configured).
 pub const CA_BUNDLE: &str = ".stack/ca-bundle.crt";
 
-/// `<repository>:build` of a node: the image tests, `tag` and `docs` start from.
+/// The build tag of a node: `build`, or `build-arm64` in a stack of several platforms.
+pub fn build_tag(spec: &Spec, id: &NodeId) -> String {
+    if spec.multi_platform() {
+        format!("{BUILD_TAG}-{}", id.platform.suffix())
+    } else {
+        BUILD_TAG.to_string()
+    }
+}
+
+/// `<repository>:build` of a node (`:build-<arch>` in a stack of several platforms): the image
+/// tests, `tag` and `docs` start from.
 pub fn build_reference(spec: &Spec, id: &NodeId) -> String {
-    format!("{}:{BUILD_TAG}", spec.repository(&id.image, &id.variant))
+    format!("{}:{}", spec.repository(&id.image, &id.variant), build_tag(spec, id))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -77,6 +89,9 @@ pub struct BuildOptions {
     /// The branch whose tag (`<prefix>-<branch>`) names the previous image, used as layer cache
     /// when the registry is the cache.
     pub branch: Option<String>,
+    /// Engines for some platforms (`--engine linux/arm64=ssh://arm-box`); the others build on
+    /// the engine the run is given.
+    pub engines: Vec<(Platform, Engine)>,
 }
 
 impl BuildOptions {
@@ -201,16 +216,30 @@ pub enum BuildError {
     Identity(#[from] IdentityError),
     #[error("cannot read the CA bundle {}: {source}\n  hint: point --ca-bundle (or stack.ca_bundle) at a PEM file", path.display())]
     CaBundle { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Platform(Box<PlatformUnavailable>),
 }
 
 impl BuildError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            BuildError::Base(_) | BuildError::Engine(_) => ExitCode::Engine,
+            BuildError::Base(_) | BuildError::Engine(_) | BuildError::Platform(_) => ExitCode::Engine,
             BuildError::Identity(_) => ExitCode::Failure,
             BuildError::CaBundle { .. } => ExitCode::Usage,
         }
     }
+}
+
+/// A platform that neither the engine nor QEMU on its host can build for.
+#[derive(Debug, thiserror::Error)]
+#[error("{nodes} must be built for {platform}, but the engine at {host} runs {engine_platform} and this host cannot run {platform} programs (no QEMU binfmt handler {handler})\n  hint: {how}")]
+pub struct PlatformUnavailable {
+    pub nodes: String,
+    pub platform: Platform,
+    pub host: String,
+    pub engine_platform: Platform,
+    pub handler: String,
+    pub how: String,
 }
 
 /// One image's line in the summary.
@@ -274,6 +303,8 @@ pub fn with_ancestors<'a>(graph: &ImageGraph, ids: impl IntoIterator<Item = &'a 
 /// Everything one image job needs to know, shared by all of them.
 struct Shared {
     spec: Arc<Spec>,
+    /// The engine each platform builds on.
+    engines: BTreeMap<Platform, Engine>,
     engine: Engine,
     identities: Identities,
     decisions: BTreeMap<String, Decision>,
@@ -286,6 +317,77 @@ struct Shared {
     reporter: Arc<Reporter>,
     ca_bundle: Vec<u8>,
     created: String,
+}
+
+impl Shared {
+    /// The engine node `id` is built on (and pulled to, tagged on, pushed from).
+    fn engine_for(&self, id: &NodeId) -> &Engine {
+        self.engines.get(&id.platform).unwrap_or(&self.engine)
+    }
+
+    /// The platform to ask the engine for: the node's, when the spec declares platforms (a
+    /// stack that does not builds for each engine's own).
+    fn platform_of<'a>(&self, id: &'a NodeId) -> Option<&'a Platform> {
+        self.spec.stack.platforms_declared.then_some(&id.platform)
+    }
+}
+
+/// The engine each platform of `nodes` uses: the one `--engine` names for it, else `engine`.
+fn engines_for(nodes: &[NodeId], engine: &Engine, options: &BuildOptions) -> BTreeMap<Platform, Engine> {
+    nodes
+        .iter()
+        .map(|id| {
+            let chosen = options.engines.iter().find(|(p, _)| *p == id.platform).map_or(engine, |(_, e)| e);
+            (id.platform.clone(), chosen.clone())
+        })
+        .collect()
+}
+
+/// Whether every platform that builds in this run can: natively on its engine, or under QEMU
+/// on a local engine whose host has the binfmt handler (said once per platform, with how
+/// slow it is); else the error names both ways to get there.
+fn check_platforms(
+    spec: &Spec,
+    nodes: &[NodeId],
+    decisions: &BTreeMap<String, Decision>,
+    engines: &BTreeMap<Platform, Engine>,
+    reporter: &Reporter,
+) -> Result<(), BuildError> {
+    if !spec.stack.platforms_declared {
+        return Ok(());
+    }
+    for (platform, engine) in engines.iter().filter(|(platform, engine)| engine.platform != **platform) {
+        let building: Vec<&str> = nodes
+            .iter()
+            .filter(|id| id.platform == *platform && decisions[&id.name].builds())
+            .map(|id| id.name.as_str())
+            .collect();
+        if building.is_empty() {
+            continue;
+        }
+        if !engine.is_local() {
+            reporter.note(&format!("notice: the engine at {} runs {}; building {platform} there needs QEMU on its host (this tool cannot check it from here)", engine.host, engine.platform));
+            continue;
+        }
+        match platform.host_runs() {
+            Runs::Emulated { handler } => reporter.note(&format!(
+                "notice: building {platform} under QEMU ({}) on the {} engine at {}: expect it to be several times slower than on a native {} engine (docs/building.md gives the figures; `--engine {platform}=ssh://HOST`, or a native runner, is faster)",
+                handler.display(), engine.platform, engine.host, platform.architecture
+            )),
+            Runs::Native => {}
+            Runs::No => {
+                return Err(BuildError::Platform(Box::new(PlatformUnavailable {
+                    nodes: building.join(", "),
+                    platform: platform.clone(),
+                    host: engine.host.clone(),
+                    engine_platform: engine.platform.clone(),
+                    handler: platform.binfmt_handler().display().to_string(),
+                    how: platform.how_to_run(),
+                })))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Builds `nodes` (topological order, ancestors included). `interrupt` turning true cancels
@@ -305,15 +407,18 @@ pub async fn build(
     };
     let mut identities = crate::identity::identities(&spec, graph, nodes)?;
     let registry = registry_cache(&spec, &options, &reporter);
-    let found = find(&spec, &engine, &registry, &mut identities, nodes, &options, &reporter).await?;
+    let engines = engines_for(nodes, &engine, &options);
+    let found = find(&spec, &engines, &registry, &mut identities, nodes, &options, &reporter).await?;
     let force = options.force || options.no_cache;
     let decisions = decide::decide(graph, nodes, &found, force);
-    let bases = bases_for(&spec, &engine, &registry, &identities, nodes, &decisions, &options, &reporter).await?;
+    check_platforms(&spec, nodes, &decisions, &engines, &reporter)?;
+    let bases = bases_for(&spec, &engines, &registry, &identities, nodes, &decisions, &options, &reporter).await?;
     let cache_from = cache_sources(&spec, nodes, &options, registry.is_on());
     let created =
         time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let shared = Arc::new(Shared {
         spec,
+        engines,
         engine,
         identities,
         decisions,
@@ -369,7 +474,7 @@ fn registry_cache(spec: &Spec, options: &BuildOptions, reporter: &Reporter) -> R
 /// spec's own, and an image found there is used from there (its pin in `identities` moves).
 async fn find(
     spec: &Spec,
-    engine: &Engine,
+    engines: &BTreeMap<Platform, Engine>,
     registry: &RegistryCache,
     identities: &mut Identities,
     nodes: &[NodeId],
@@ -383,6 +488,7 @@ async fn find(
         let fallback =
             spec.fallback_repository(&pin.repository).map(|repository| Pin::new(pin.digest.clone(), repository));
         let mut here = Found { engine: false, registry: false };
+        let engine = &engines[&id.platform];
         for candidate in std::iter::once(pin.clone()).chain(fallback) {
             here.engine = !force && crate::cache::on_engine(engine, &candidate).await?.is_some();
             if (!force && !here.engine) || (options.push && candidate == pin) {
@@ -406,7 +512,7 @@ async fn find(
 #[allow(clippy::too_many_arguments)]
 async fn bases_for(
     spec: &Spec,
-    engine: &Engine,
+    engines: &BTreeMap<Platform, Engine>,
     registry: &RegistryCache,
     identities: &Identities,
     nodes: &[NodeId],
@@ -417,24 +523,25 @@ async fn bases_for(
     let mut bases = HashMap::new();
     for id in nodes.iter().filter(|id| decisions[&id.name].builds()) {
         for name in crate::identity::bases_of(spec, id) {
-            if bases.contains_key(name) {
+            let key = crate::identity::base_key(spec, name, &id.platform);
+            if bases.contains_key(&key) {
                 continue;
             }
-            let pin = &identities.bases[name];
+            let pin = &identities.bases[&key];
             let fallback =
                 spec.fallback_repository(&pin.repository).map(|repository| Pin::new(pin.digest.clone(), repository));
-            let base = crate::bases::ensure_pinned(
-                engine,
-                &spec.bases[name],
+            let engine = &engines[&id.platform];
+            // A stack that declares no platform builds for each engine's own.
+            let platform = if spec.stack.platforms_declared { &id.platform } else { &engine.platform };
+            let wanted = crate::bases::Wanted {
+                base: &spec.bases[name],
+                platform,
                 pin,
-                fallback.as_ref(),
-                &spec.dir,
-                registry,
-                options.push,
-                reporter,
-            )
-            .await?;
-            bases.insert(name.to_string(), base);
+                fallback: fallback.as_ref(),
+                spec_dir: &spec.dir,
+            };
+            let base = crate::bases::ensure_pinned(engine, wanted, registry, options.push, reporter).await?;
+            bases.insert(key, base);
         }
     }
     Ok(bases)

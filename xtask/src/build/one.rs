@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{Built, Decision, Failure, Place, Shared, Status, BUILD_TAG, CA_BUNDLE};
+use super::{Built, Decision, Failure, Place, Shared, Status, CA_BUNDLE};
 use crate::context::{self, Generated};
 use crate::engine::{BuildEvent, BuildRequest, ImageInspect};
 use crate::graph::NodeId;
@@ -48,7 +48,7 @@ pub(super) async fn run(shared: &Shared, id: &NodeId, inputs: HashMap<String, Bu
 /// What every outcome starts from: the pin, and the image `:build` named before.
 async fn start(shared: &Shared, id: &NodeId) -> Result<(Pin, Option<ImageInspect>), Failed> {
     let pin = shared.identities.nodes[&id.name].clone();
-    let previous = shared.engine.image(&super::build_reference(&shared.spec, id)).await.map_err(Failed::new)?;
+    let previous = shared.engine_for(id).image(&super::build_reference(&shared.spec, id)).await.map_err(Failed::new)?;
     Ok((pin, previous))
 }
 
@@ -78,14 +78,15 @@ async fn keep(
     let image_id = image.id.clone().unwrap_or_default();
     if previous.and_then(|p| p.id.as_ref()) != Some(&image_id) {
         let repository = shared.spec.repository(&id.image, &id.variant);
-        shared.engine.tag(&image_id, &repository, BUILD_TAG).await.map_err(Failed::new)?;
+        let tag = super::build_tag(&shared.spec, id);
+        shared.engine_for(id).tag(&image_id, &repository, &tag).await.map_err(Failed::new)?;
     }
     Ok(())
 }
 
 async fn up_to_date(shared: &Shared, id: &NodeId) -> Result<Built, Failed> {
     let (pin, previous) = start(shared, id).await?;
-    let image = crate::cache::on_engine(&shared.engine, &pin)
+    let image = crate::cache::on_engine(shared.engine_for(id), &pin)
         .await
         .map_err(Failed::new)?
         .ok_or_else(|| Failed::new(format!("{} went away during the run; run the build again", pin.reference())))?;
@@ -129,9 +130,10 @@ async fn pull(shared: &Shared, id: &NodeId, pin: &Pin) -> Result<ImageInspect, F
     let reference = pin.reference();
     shared.reporter.started(&id.name, &format!("pulling {reference}"));
     let credentials = crate::credentials::for_reference(&reference);
-    let pulled = shared.engine.pull(&reference, credentials.as_ref()).await;
+    let engine = shared.engine_for(id);
+    let pulled = engine.pull(&reference, credentials.as_ref(), shared.platform_of(id)).await;
     let image = match pulled {
-        Ok(()) => crate::cache::on_engine(&shared.engine, pin).await.map_err(Failed::new)?,
+        Ok(()) => crate::cache::on_engine(engine, pin).await.map_err(Failed::new)?,
         Err(error) => {
             shared.reporter.finished(&id.name, "pull failed");
             return Err(Failed::new(format!("pulling {reference}: {error}")));
@@ -161,11 +163,11 @@ async fn upstream(
     }
     let mut out = Vec::new();
     for (arg, name) in names {
-        if let Some(base) = shared.bases.get(name) {
+        if let Some(base) = shared.bases.get(&crate::identity::base_key(spec, name, &id.platform)) {
             out.push((arg, base.reference.clone(), base.id.clone()));
             continue;
         }
-        let node = NodeId::new(spec, name, &id.variant);
+        let node = id.sibling(spec, name);
         let upstream = inputs.get(&node.name).ok_or_else(|| Failed::new(format!("`{name}` is not available")))?;
         let image_id = if upstream.status == Status::InRegistry {
             pull(shared, id, &shared.identities.nodes[&node.name]).await?.id.unwrap_or_default()
@@ -183,8 +185,8 @@ async fn build(shared: &Shared, id: &NodeId, inputs: &HashMap<String, Built>) ->
     let request = request(shared, id, &pin, &upstream).await?;
     let reporter = &shared.reporter;
     reporter.started(&id.name, "building");
-    let result = shared
-        .engine
+    let engine = shared.engine_for(id);
+    let result = engine
         .build(request, |event| match event {
             BuildEvent::Step(step) => reporter.step(&id.name, &step),
             BuildEvent::Output(line) => reporter.output(&id.name, &line),
@@ -195,18 +197,18 @@ async fn build(shared: &Shared, id: &NodeId, inputs: &HashMap<String, Built>) ->
         Failed { message, step, tail, push: false }
     };
     let new_id = result.map_err(|error| failed(error.to_string()))?;
-    let image = shared.engine.image(&new_id).await.map_err(|e| failed(e.to_string()))?.unwrap_or_default();
+    let image = engine.image(&new_id).await.map_err(|e| failed(e.to_string()))?.unwrap_or_default();
     // An image over its size budget is not kept: no tag moves, the next build tries again
     // (from the layer cache).
     if let Some(problem) = super::over_budget(&shared.spec, id, image.size.unwrap_or_default()) {
-        let _ = shared.engine.remove_image(&new_id, false).await;
+        let _ = engine.remove_image(&new_id, false).await;
         reporter.finished(&id.name, "over its size budget");
         return Err(Failed::new(problem));
     }
     // Only now do tags move: the pin first, then the build tag.
     let tagged = async {
-        shared.engine.tag(&new_id, &pin.repository, &pin.tag()).await?;
-        shared.engine.tag(&new_id, &pin.repository, BUILD_TAG).await
+        engine.tag(&new_id, &pin.repository, &pin.tag()).await?;
+        engine.tag(&new_id, &pin.repository, &super::build_tag(&shared.spec, id)).await
     }
     .await;
     tagged.map_err(|error| failed(error.to_string()))?;
@@ -261,6 +263,7 @@ async fn request(
         no_cache: shared.options.no_cache,
         cache_from: shared.cache_from.get(&id.name).cloned().unwrap_or_default(),
         name: id.name.clone(),
+        platform: shared.platform_of(id).cloned(),
     })
 }
 
@@ -293,7 +296,7 @@ async fn push(shared: &Shared, id: &NodeId, pin: &Pin, image_id: &str) -> Result
     let reporter = &shared.reporter;
     reporter.note(&format!("{}: pushing {reference}", id.name));
     let pusher = crate::release::EnginePusher {
-        engine: &shared.engine,
+        engine: shared.engine_for(id),
         credentials: crate::credentials::for_reference(&reference),
     };
     let backoff = crate::release::Backoff::default();

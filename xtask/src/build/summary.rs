@@ -26,7 +26,8 @@ pub fn over_budget(spec: &Spec, id: &NodeId, size: i64) -> Option<String> {
     })
 }
 
-/// The summary table: image, variant, status, duration, size, size change.
+/// The summary table: image (`image/arch` in a stack of several platforms), variant, status,
+/// duration, size, size change.
 pub fn summary(report: &BuildReport) -> String {
     let mut rows = vec![[
         "IMAGE".to_string(),
@@ -67,7 +68,12 @@ pub fn summary(report: &BuildReport) -> String {
             Outcome::NotStarted => ("not started".into(), String::new(), String::new()),
         };
         let duration = if row.started.is_some() { human_duration(row.duration) } else { String::new() };
-        rows.push([row.id.image.clone(), row.id.variant.clone(), status, duration, size, change]);
+        // In a stack of several platforms, the image's name carries its platform.
+        let image = match row.id.name.strip_prefix(&row.id.image_variant) {
+            Some(suffix) if !suffix.is_empty() => format!("{}{suffix}", row.id.image),
+            _ => row.id.image.clone(),
+        };
+        rows.push([image, row.id.variant.clone(), status, duration, size, change]);
     }
     let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
     let mut out = String::new();

@@ -223,7 +223,12 @@ fn measure(spec_file: &Path, request: &PlanRequest, iterations: usize) -> anyhow
 
 fn since(files: BTreeSet<String>) -> PlanRequest {
     let changes = ChangeSet { since: "main".into(), merge_base: "0".repeat(40), files };
-    PlanRequest { selection: Selection::Since(changes, None), images: Vec::new(), variants: Variants::All }
+    PlanRequest {
+        selection: Selection::Since(changes, None),
+        images: Vec::new(),
+        variants: Variants::All,
+        platforms: crate::plan::Platforms::Default,
+    }
 }
 
 impl PlanBench {
@@ -306,7 +311,12 @@ async fn timed_build(
     use std::sync::Arc;
     let spec = Spec::load(spec_path)?;
     let graph = ImageGraph::new(&spec);
-    let request = PlanRequest { selection: Selection::All, images: Vec::new(), variants: Variants::Default };
+    let request = PlanRequest {
+        selection: Selection::All,
+        images: Vec::new(),
+        variants: Variants::Default,
+        platforms: crate::plan::Platforms::Default,
+    };
     let plan = plan::plan(&spec, &graph, &request, "images")?;
     let nodes = crate::build::build_set(&graph, &plan);
     let engine = crate::engine::Engine::connect().await?;

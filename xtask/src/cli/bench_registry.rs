@@ -40,6 +40,10 @@ pub struct FreshBench {
 pub struct RecipeBench {
     /// The base whose recipe to run twice [default: the first with a debootstrap recipe]
     pub base: Option<String>,
+    /// The platform to make it for (`linux/arm64` runs debootstrap's second stage under QEMU
+    /// on an amd64 host) [default: the host's]
+    #[arg(long, value_name = "PLATFORM", value_parser = crate::platform::Platform::parse)]
+    pub platform: Option<crate::platform::Platform>,
 }
 
 /// Builds every image of `spec` (the variants asked) on `engine`; returns the report and time.
@@ -49,7 +53,13 @@ async fn build_all(
     variants: Variants,
     options: BuildOptions,
 ) -> anyhow::Result<(BuildReport, Duration)> {
-    build_these(spec, engine, PlanRequest { selection: Selection::All, images: vec![], variants }, options).await
+    build_these(
+        spec,
+        engine,
+        PlanRequest { selection: Selection::All, images: vec![], variants, platforms: crate::plan::Platforms::Default },
+        options,
+    )
+    .await
 }
 
 /// Builds what `request` plans (and what it needs) on `engine`; returns the report and time.
@@ -177,7 +187,8 @@ impl FreshBench {
 /// from the pins it is built on, then pushing it.
 async fn fan_out(spec: &Spec, registry: &Registry, variants: Variants, out: &mut dyn Write) -> anyhow::Result<()> {
     let graph = ImageGraph::new(spec);
-    let request = PlanRequest { selection: Selection::All, images: vec![], variants };
+    let request =
+        PlanRequest { selection: Selection::All, images: vec![], variants, platforms: crate::plan::Platforms::Default };
     let plan = crate::plan::plan(spec, &graph, &request, "images")?;
     let nodes = crate::build::build_set(&graph, &plan);
     let identities = crate::identity::identities(spec, &graph, &nodes)?;
@@ -194,8 +205,12 @@ async fn fan_out(spec: &Spec, registry: &Registry, variants: Variants, out: &mut
         }
         let engine = SecondEngine::start_with_network();
         let mark = registry.access_log().lines().count();
-        let job =
-            PlanRequest { selection: Selection::Requested, images: vec![id.name.clone()], variants: Variants::All };
+        let job = PlanRequest {
+            selection: Selection::Requested,
+            images: vec![id.name.clone()],
+            variants: Variants::All,
+            platforms: crate::plan::Platforms::Default,
+        };
         let options = BuildOptions { registry: true, push: true, ..Default::default() };
         let (_, wall) = build_these(spec, Engine::connect_to(&engine.host).await?, job, options).await?;
         let before = graph.dependencies(id).into_iter().filter_map(|(dep, _)| finish.get(&dep.name)).max().copied();
@@ -264,14 +279,16 @@ impl RecipeBench {
                 .find(|b| b.recipe.as_ref().is_some_and(|r| r.debootstrap.is_some()))
                 .context("no base has a debootstrap recipe")?,
         };
-        let pin =
-            crate::identity::Pin::new(crate::identity::base_digest(base, &spec.dir)?, spec.base_repository(&base.name));
+        let platform = self.platform.clone().unwrap_or_else(crate::platform::Platform::host);
+        let digest = crate::identity::base_digest(base, &spec.dir, &platform)?;
+        let pin = crate::identity::Pin::new(digest, spec.base_repository(&base.name));
+        writeln!(out, "base `{}` for {platform}", base.name)?;
         let logs = tempfile::tempdir()?;
         let reporter = Reporter::quiet(logs.path());
         let mut runs = Vec::new();
         for round in 1..=2 {
             let started = Instant::now();
-            let image = crate::bases::recipe_image(base, &pin, &spec.dir, &reporter).await?;
+            let image = crate::bases::recipe_image(base, &pin, &platform, &spec.dir, &reporter).await?;
             let id = format!("sha256:{:x}", Sha256::digest(image.config()));
             writeln!(
                 out,

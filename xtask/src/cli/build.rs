@@ -14,6 +14,7 @@ use crate::build::{self, BuildOptions, BuildRunError};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::graph::ImageGraph;
+use crate::platform::Platform;
 use crate::progress::Reporter;
 use crate::render;
 
@@ -52,9 +53,34 @@ pub struct Build {
     /// A CA bundle RUN steps may trust through a bind mount [default: stack.ca_bundle]
     #[arg(long, value_name = "PATH")]
     pub ca_bundle: Option<PathBuf>,
+    /// Build PLATFORM's images on the engine at HOST (`linux/arm64=ssh://arm-box`,
+    /// `linux/arm64=unix:///run/arm.sock`; repeatable); other platforms build on DOCKER_HOST's
+    #[arg(long = "engine", value_name = "PLATFORM=HOST", value_parser = engine_for_platform)]
+    pub engines: Vec<(Platform, String)>,
     /// Print what would be built and why, and touch no engine
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Reads `--engine PLATFORM=HOST`.
+fn engine_for_platform(text: &str) -> Result<(Platform, String), String> {
+    let (platform, host) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not PLATFORM=HOST, such as `linux/arm64=ssh://arm-box`"))?;
+    if !["unix://", "tcp://", "ssh://", "http://", "https://"].iter().any(|scheme| host.starts_with(scheme)) {
+        return Err(format!("`{host}` is not an engine address: write unix://, tcp:// or ssh://"));
+    }
+    Ok((Platform::parse(platform)?, host.to_string()))
+}
+
+/// Connects to each `--engine` (one that does not run its platform natively emulates it, as
+/// the build checks and says).
+async fn connect_engines(engines: &[(Platform, String)]) -> Result<Vec<(Platform, Engine)>, Error> {
+    let mut out = Vec::new();
+    for (platform, host) in engines {
+        out.push((platform.clone(), Engine::connect_to(host).await?));
+    }
+    Ok(out)
 }
 
 /// Turns Ctrl-C and SIGTERM into `true` on the returned channel.
@@ -116,6 +142,7 @@ impl Build {
             } else {
                 Default::default()
             },
+            engines: connect_engines(&self.engines).await?,
             ..defaults
         };
         let interrupt = interrupts(reporter.clone());

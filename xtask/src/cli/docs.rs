@@ -47,6 +47,12 @@ impl Docs {
         if self.selector.all_variants {
             command.push_str(" --all-variants");
         }
+        for platform in &self.selector.platforms {
+            command.push_str(&format!(" --platform {platform}"));
+        }
+        if self.selector.all_platforms {
+            command.push_str(" --all-platforms");
+        }
         if let Some(out) = &self.out {
             command.push_str(&format!(" --out {}", out.display()));
         }

@@ -8,7 +8,8 @@ use clap::{Args, ValueEnum};
 use super::Cli;
 use crate::git::{ChangeSet, Repo};
 use crate::graph::ImageGraph;
-use crate::plan::{self, PlanRequest, Selection, Variants};
+use crate::plan::{self, PlanRequest, Platforms, Selection, Variants};
+use crate::platform::Platform;
 use crate::render;
 use crate::spec::diff::{self, SpecDiff};
 use crate::spec::input::SPEC_MAX_BYTES;
@@ -29,7 +30,8 @@ pub enum PlanFormat {
 /// What to plan: images by name, everything, or what changed since a git reference.
 #[derive(Debug, Args, Clone)]
 pub struct Selector {
-    /// Images to plan (`name` or `name@variant`); with --since or --all, keep only these
+    /// Images to plan (`name`, `name@variant`, `name/arch`, `name@variant/arch`); with --since
+    /// or --all, keep only these
     #[arg(value_name = "IMAGE")]
     pub images: Vec<String>,
     /// Plan what changed since the merge base of REF and HEAD, uncommitted and untracked files included
@@ -44,6 +46,13 @@ pub struct Selector {
     /// Plan every variant
     #[arg(long)]
     pub all_variants: bool,
+    /// Plan this platform (`linux/arm64`; repeatable) [default: the host's, when the stack
+    /// builds for it, else the stack's first]
+    #[arg(long = "platform", value_name = "PLATFORM", value_parser = Platform::parse, conflicts_with = "all_platforms")]
+    pub platforms: Vec<Platform>,
+    /// Plan every platform of the stack
+    #[arg(long)]
+    pub all_platforms: bool,
 }
 
 #[derive(Debug, Args)]
@@ -125,9 +134,19 @@ impl Selector {
             (None, true) => Variants::All,
             (None, false) => Variants::Default,
         };
-        let request = PlanRequest { selection, images: self.images.clone(), variants };
+        let platforms = platforms_choice(&self.platforms, self.all_platforms);
+        let request = PlanRequest { selection, images: self.images.clone(), variants, platforms };
         let plan = plan::plan(&spec, &graph, &request, &repo_spec_dir)?;
         Ok((spec, plan, repo_spec_dir))
+    }
+}
+
+/// The platforms `--platform` and `--all-platforms` ask for.
+pub fn platforms_choice(listed: &[Platform], all: bool) -> Platforms {
+    match (listed, all) {
+        (_, true) => Platforms::All,
+        ([], false) => Platforms::Default,
+        (list, false) => Platforms::Some(list.to_vec()),
     }
 }
 

@@ -32,6 +32,10 @@ pub struct Release {
     /// Push nothing when any image is held back
     #[arg(long)]
     pub all_or_nothing: bool,
+    /// Write the image index of an image built for several platforms even when a platform is
+    /// missing (held back, or never tagged), over the platforms there are [default: refuse]
+    #[arg(long, conflicts_with = "promote")]
+    pub partial: bool,
     /// The record `cargo xtask tag` wrote, or a folder of them (one per CI job; repeatable)
     /// [default: target/xtask/tags.json]
     #[arg(long, value_name = "PATH")]
@@ -97,6 +101,7 @@ impl Release {
                     results: self.results.clone(),
                     untested: self.untested,
                     all_or_nothing: self.all_or_nothing,
+                    partial: self.partial,
                     host,
                 };
                 let Some(record) = self.push(&spec, client, credentials, attestor, &request, out).await? else {
@@ -143,11 +148,25 @@ impl Release {
                     push.tags.join(", ")
                 )?;
             }
+            for index in &prepared.indexes {
+                let platforms: Vec<String> = index.platforms.iter().map(|(p, _)| p.to_string()).collect();
+                writeln!(
+                    out,
+                    "{}: would write the image index of {} over {}, then tag it {}",
+                    index.node,
+                    index.repository,
+                    platforms.join(", "),
+                    index.tags.join(", ")
+                )?;
+            }
             writeln!(out, "dry run: nothing was pushed, no tag was moved, no record written")?;
             return Ok(None);
         }
         if prepared.pushes.is_empty() {
             writeln!(out, "nothing to push")?;
+        }
+        for note in &prepared.notes {
+            writeln!(out, "note: {note}")?;
         }
         let mut failed_write = None;
         let mut say = |line: String| {
@@ -165,6 +184,9 @@ impl Release {
                 for a in attachments {
                     say(format!("{node}: {} {} ({})", a.kind.name(), a.status, a.reference))
                 }
+            }
+            Event::Indexed { node, reference, platforms } => {
+                say(format!("{node}: image index {reference} over {}", platforms.join(", ")))
             }
             Event::Tagged { node, repository, digest, tags } => {
                 say(format!("{node}: {repository}@{digest} tagged {}", tags.join(", ")))

@@ -90,26 +90,66 @@ pub async fn generate(
     };
     let mut files = BTreeMap::new();
     let mut snapshots: BTreeMap<String, Snapshot> = BTreeMap::new();
-    for (id, snapshot) in current {
-        let stem = super::file_stem(spec, &id.image, &id.variant);
+    for snapshot in one_per_image(spec, current) {
+        let stem = super::file_stem(spec, &snapshot.image, &snapshot.variant);
         let committed = read_snapshot(&dir.join(format!("{stem}.json")));
         let next = super::next_snapshot(committed.as_ref(), snapshot);
         files.insert(dir.join(format!("{stem}.md")), super::page(&next));
         files.insert(dir.join(format!("{stem}.json")), snapshot_json(&next));
-        snapshots.insert(id.name.clone(), next);
+        snapshots.insert(stem, next);
     }
     // The index and notes cover every documented image, not only the ones regenerated now.
-    let all: Vec<Snapshot> = graph
-        .topological_order()
-        .filter_map(|id| {
-            snapshots.get(&id.name).cloned().or_else(|| {
-                read_snapshot(&dir.join(format!("{}.json", super::file_stem(spec, &id.image, &id.variant))))
-            })
-        })
-        .collect();
+    let mut all: Vec<Snapshot> = Vec::new();
+    for id in graph.topological_order() {
+        let stem = super::file_stem(spec, &id.image, &id.variant);
+        if all.iter().any(|s| super::file_stem(spec, &s.image, &s.variant) == stem) {
+            continue; // another platform of an image already listed
+        }
+        if let Some(snapshot) =
+            snapshots.get(&stem).cloned().or_else(|| read_snapshot(&dir.join(format!("{stem}.json"))))
+        {
+            all.push(snapshot);
+        }
+    }
     files.insert(dir.join("index.md"), super::index(spec, graph, &all));
     files.insert(dir.join("RELEASE_NOTES.md"), super::release_notes(&all));
     Ok(Generated { files, failures })
+}
+
+/// One snapshot per image: an image built for several platforms is documented from its first
+/// documented platform (in the stack's order), named without a platform, with a table of every
+/// platform it is built for against that one.
+fn one_per_image(spec: &Spec, current: Vec<(NodeId, Snapshot)>) -> Vec<Snapshot> {
+    let mut groups: Vec<Vec<(NodeId, Snapshot)>> = Vec::new();
+    for (id, snapshot) in current {
+        match groups.iter_mut().find(|group| group[0].0.image_variant == id.image_variant) {
+            Some(group) => group.push((id, snapshot)),
+            None => groups.push(vec![(id, snapshot)]),
+        }
+    }
+    let mut out = Vec::new();
+    for mut group in groups {
+        group.sort_by_key(|(id, _)| spec.stack.platforms.iter().position(|p| *p == id.platform));
+        let (id, mut main) = group.remove(0);
+        let platforms = spec.images[&id.image].platforms_in(&id.variant);
+        if platforms.len() > 1 {
+            main.node = id.image_variant.clone();
+            let others: Vec<&(NodeId, Snapshot)> = group.iter().collect();
+            main.platforms = platforms
+                .iter()
+                .map(|platform| {
+                    let other = if *platform == id.platform {
+                        Some(&main)
+                    } else {
+                        others.iter().find(|(o, _)| o.platform == *platform).map(|(_, s)| s)
+                    };
+                    super::platform_doc(&main, &platform.to_string(), other)
+                })
+                .collect();
+        }
+        out.push(main);
+    }
+    out
 }
 
 fn snapshot_json(snapshot: &Snapshot) -> String {
@@ -153,7 +193,7 @@ async fn current(
         .iter()
         .flatten()
         .filter_map(|reference| reference.strip_prefix(&format!("{repository}:")).map(str::to_string))
-        .filter(|tag| tag != crate::build::BUILD_TAG && !tag.starts_with("inputs-"))
+        .filter(|tag| *tag != crate::build::build_tag(spec, id) && !tag.starts_with("inputs-"))
         .collect();
     tags.sort();
     let mut layers = engine.history(&image_id).await?;
@@ -206,9 +246,10 @@ async fn current(
         history: vec![],
         security: crate::supply::security::read_report(
             &crate::paths::work_dir(spec).join("security"),
-            &super::file_stem(spec, &id.image, &id.variant),
+            &super::node_stem(spec, id),
             image.id.as_deref().unwrap_or_default(),
         ),
+        platforms: vec![],
     };
     Ok((snapshot, failures))
 }

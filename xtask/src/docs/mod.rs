@@ -6,7 +6,10 @@
 //! next to the page (`docs/images/<file>.json`); the next run reads it back as the previous
 //! release when the image changed, so every page says what was added, removed, upgraded or
 //! downgraded and how the size moved. Regenerating for the same image gives the same bytes
-//! (no clock, no host), which is what `docs --check` relies on.
+//! (no clock, no host), which is what `docs --check` relies on. An image built for several
+//! platforms has one page, made from its first documented platform, with a table of every
+//! platform: its image ID, size, and the packages present on one platform only or in another
+//! version.
 
 mod collect;
 
@@ -83,6 +86,120 @@ pub struct Snapshot {
     /// The security trials' last report for this image (`target/xtask/security/`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<crate::supply::security::Report>,
+    /// Every platform of an image built for several, in the stack's order (the page's own among
+    /// them); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<PlatformDoc>,
+}
+
+/// One platform of an image built for several, against the platform its page is made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformDoc {
+    /// `linux/arm64`.
+    pub platform: String,
+    /// `None` when this run did not document that platform.
+    pub id: Option<String>,
+    pub size: Option<i64>,
+    /// Per documentation command: packages only this platform has.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub only_here: BTreeMap<String, Packages>,
+    /// Per documentation command: packages the page's platform has and this one lacks.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lacks: BTreeMap<String, Packages>,
+    /// Per documentation command: `(package, the page's version, this platform's)`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other_versions: BTreeMap<String, Vec<(String, String, String)>>,
+}
+
+/// How `platform` (`other`, when this run documented it) differs from `main`, the snapshot of
+/// the platform the page is made from.
+pub fn platform_doc(main: &Snapshot, platform: &str, other: Option<&Snapshot>) -> PlatformDoc {
+    let mut doc = PlatformDoc {
+        platform: platform.to_string(),
+        id: other.map(|o| o.current.id.clone()),
+        size: other.map(|o| o.current.size),
+        only_here: BTreeMap::new(),
+        lacks: BTreeMap::new(),
+        other_versions: BTreeMap::new(),
+    };
+    let Some(other) = other else { return doc };
+    let empty = Packages::new();
+    let mut sections: Vec<&String> = main.current.packages.keys().chain(other.current.packages.keys()).collect();
+    sections.sort();
+    sections.dedup();
+    for section in sections {
+        let (mine, theirs) = (
+            main.current.packages.get(section).unwrap_or(&empty),
+            other.current.packages.get(section).unwrap_or(&empty),
+        );
+        let change = diff(mine, theirs);
+        let versions: Vec<(String, String, String)> =
+            change.upgraded.into_iter().chain(change.downgraded).collect::<Vec<_>>();
+        for (map, list) in [(&mut doc.only_here, change.added), (&mut doc.lacks, change.removed)] {
+            if !list.is_empty() {
+                map.insert(section.clone(), list.into_iter().collect());
+            }
+        }
+        if !versions.is_empty() {
+            doc.other_versions.insert(section.clone(), versions);
+        }
+    }
+    doc
+}
+
+/// The platforms table of a page, and the packages that differ between platforms.
+fn platforms_section(s: &Snapshot) -> String {
+    let mut out = String::from("\n## Platforms\n\n| platform | image ID | size | packages on it only | packages it lacks | other versions |\n| --- | --- | --- | --- | --- | --- |\n");
+    let count = |map: &BTreeMap<String, Packages>| map.values().map(BTreeMap::len).sum::<usize>();
+    for p in &s.platforms {
+        match (&p.id, p.size) {
+            (Some(id), Some(size)) => out.push_str(&format!(
+                "| {} | `{}` | {} | {} | {} | {} |\n",
+                p.platform,
+                short(id),
+                human_size(size),
+                count(&p.only_here),
+                count(&p.lacks),
+                p.other_versions.values().map(Vec::len).sum::<usize>()
+            )),
+            _ => out.push_str(&format!(
+                "| {} | not documented in this run (`cargo xtask docs --platform {}`) | | | | |\n",
+                p.platform, p.platform
+            )),
+        }
+    }
+    // The platform the page is made from: the one whose image is the page's.
+    let main = s.platforms.iter().find(|p| p.id.as_ref() == Some(&s.current.id)).map_or("", |p| p.platform.as_str());
+    for p in s.platforms.iter().filter(|p| p.platform != main) {
+        let rows: Vec<String> = p
+            .only_here
+            .iter()
+            .flat_map(|(section, packages)| {
+                packages
+                    .iter()
+                    .map(move |(name, version)| format!("| {section} | {} | | {} |", cell(name), cell(version)))
+            })
+            .chain(p.lacks.iter().flat_map(|(section, packages)| {
+                packages
+                    .iter()
+                    .map(move |(name, version)| format!("| {section} | {} | {} | |", cell(name), cell(version)))
+            }))
+            .chain(p.other_versions.iter().flat_map(|(section, list)| {
+                list.iter()
+                    .map(move |(name, a, b)| format!("| {section} | {} | {} | {} |", cell(name), cell(a), cell(b)))
+            }))
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "\n### {main} and {}\n\n| command | package | {main} | {} |\n| --- | --- | --- | --- |\n{}\n",
+            p.platform,
+            p.platform,
+            rows.join("\n")
+        ));
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,6 +324,18 @@ pub fn next_snapshot(committed: Option<&Snapshot>, mut current: Snapshot) -> Sna
         current.history.drain(..extra);
     }
     current
+}
+
+/// The file name stem of a node's own files (SBOMs, security reports): its page's stem, with
+/// `-<arch>` in a stack of several platforms (`scipy-notebook-arm64`), as each platform is an
+/// image of its own.
+pub fn node_stem(spec: &Spec, id: &crate::graph::NodeId) -> String {
+    let stem = file_stem(spec, &id.image, &id.variant);
+    if id.name == id.image_variant {
+        stem
+    } else {
+        format!("{stem}-{}", id.platform.suffix())
+    }
 }
 
 /// The page and snapshot file name of a node: `<image>` or `<image>-<variant>`.
@@ -350,6 +479,9 @@ pub fn page(snapshot: &Snapshot) -> String {
         row("commit", format!("`{revision}`"));
     }
     out.push_str(&security_section(s.security.as_ref()));
+    if !s.platforms.is_empty() {
+        out.push_str(&platforms_section(s));
+    }
     out.push_str("\n## Changes since the previous release\n\n");
     out.push_str(&changes(s, "###"));
     out.push_str("\n## Layers\n\n| # | created by | size | cumulative |\n| --- | --- | --- | --- |\n");
@@ -386,7 +518,8 @@ pub fn page(snapshot: &Snapshot) -> String {
 pub fn index(spec: &Spec, graph: &ImageGraph, snapshots: &[Snapshot]) -> String {
     let mut out = String::from("# Images\n\n<!-- Generated by `cargo xtask docs`. -->\n\n");
     out.push_str("```mermaid\n");
-    out.push_str(&crate::render::graph::mermaid(spec, graph));
+    // The stack's first platform: a page depends on no host.
+    out.push_str(&crate::render::graph::mermaid(spec, graph, &spec.stack.platforms[..1]));
     out.push_str("```\n\n| image | variant | size | tags | changes |\n| --- | --- | --- | --- | --- |\n");
     for s in snapshots {
         let stem = file_stem(spec, &s.image, &s.variant);
@@ -495,6 +628,7 @@ mod tests {
             previous: None,
             history: vec![],
             security: None,
+            platforms: vec![],
         }
     }
 
@@ -547,5 +681,36 @@ mod tests {
         let long: String = (0..30).map(|i| format!("line {i}\n")).collect();
         assert!(fence(&long).starts_with("<details><summary>30 lines</summary>"));
         assert!(fence("short\n").starts_with("```text\nshort\n```"));
+    }
+
+    #[test]
+    fn a_page_of_several_platforms_shows_each_with_its_size_and_the_packages_one_has_alone() {
+        let mut main = snapshot("sha256:amd", 2_000_000, &[("numpy", "2.1.0"), ("only-amd", "1.0"), ("same", "1")]);
+        let arm = snapshot("sha256:arm", 3_000_000, &[("numpy", "2.1.1"), ("only-arm", "0.5"), ("same", "1")]);
+        main.platforms = vec![
+            platform_doc(&main, "linux/amd64", Some(&main)),
+            platform_doc(&main, "linux/arm64", Some(&arm)),
+            platform_doc(&main, "linux/s390x", None),
+        ];
+        let arm_doc = &main.platforms[1];
+        assert_eq!(arm_doc.only_here["pip"], packages(&[("only-arm", "0.5")]));
+        assert_eq!(arm_doc.lacks["pip"], packages(&[("only-amd", "1.0")]));
+        assert_eq!(arm_doc.other_versions["pip"], [("numpy".to_string(), "2.1.0".to_string(), "2.1.1".to_string())]);
+        assert!(main.platforms[0].only_here.is_empty() && main.platforms[0].other_versions.is_empty());
+        let page = page(&main);
+        for line in [
+            "## Platforms",
+            "| linux/amd64 | `amd` | 2.0 MB | 0 | 0 | 0 |",
+            "| linux/arm64 | `arm` | 3.0 MB | 1 | 1 | 1 |",
+            "| linux/s390x | not documented in this run (`cargo xtask docs --platform linux/s390x`) | | | | |",
+            "### linux/amd64 and linux/arm64",
+            "| pip | only-arm | | 0.5 |",
+            "| pip | only-amd | 1.0 | |",
+            "| pip | numpy | 2.1.0 | 2.1.1 |",
+        ] {
+            assert!(page.contains(line), "{line}\n{page}");
+        }
+        assert!(!page.contains("### linux/amd64 and linux/s390x"), "{page}");
+        assert!(!super::page(&snapshot("sha256:amd", 1, &[])).contains("## Platforms"), "one platform: no table");
     }
 }

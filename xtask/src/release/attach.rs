@@ -103,8 +103,36 @@ pub async fn attach(
     path: &str,
     image: &Manifest,
 ) -> Result<Vec<Attachment>, ReleaseError> {
+    attach_kinds(store, attestor, node, repository, path, image, attestor.kinds()).await
+}
+
+/// Signs `image` (an image index, whose other documents are its platforms') when `attestor`
+/// signs, unless it is signed already; lists its signature.
+pub async fn sign(
+    store: &(impl ManifestStore + ArtifactStore),
+    attestor: &impl Attestor,
+    node: &str,
+    repository: &str,
+    path: &str,
+    image: &Manifest,
+) -> Result<Vec<Attachment>, ReleaseError> {
+    let wanted: Vec<Kind> = attestor.kinds().into_iter().filter(|kind| *kind == Kind::Signature).collect();
+    if wanted.is_empty() {
+        return Ok(vec![]);
+    }
+    attach_kinds(store, attestor, node, repository, path, image, wanted).await
+}
+
+async fn attach_kinds(
+    store: &(impl ManifestStore + ArtifactStore),
+    attestor: &impl Attestor,
+    node: &str,
+    repository: &str,
+    path: &str,
+    image: &Manifest,
+    wanted: Vec<Kind>,
+) -> Result<Vec<Attachment>, ReleaseError> {
     let (referrers_api, found) = where_attached(store, path, &image.digest).await?;
-    let wanted = attestor.kinds();
     let missing: Vec<Kind> = wanted.iter().copied().filter(|kind| !found.contains_key(kind)).collect();
     let made = if missing.is_empty() { vec![] } else { attestor.artifacts(node, repository, image, &missing).await? };
     let mut out = Vec::new();

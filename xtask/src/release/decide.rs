@@ -223,6 +223,20 @@ pub struct ReleasedImage {
     /// The security trials' report for this image, when they ran for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<crate::supply::security::Report>,
+    /// For the image index over an image's platforms (`node` is then `image[@variant]`):
+    /// each platform's node and manifest digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<IndexedPlatform>,
+}
+
+/// One platform of a released image index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexedPlatform {
+    /// `linux/arm64`.
+    pub platform: String,
+    /// `scipy-notebook/arm64`.
+    pub node: String,
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

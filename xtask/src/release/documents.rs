@@ -38,7 +38,7 @@ impl StackAttestor {
     async fn documents(&self, node: &str, repository: &str, image: &Manifest) -> Result<Documents, ReleaseError> {
         let failed = |reason: String| ReleaseError::Attest { node: node.into(), reason };
         let id = self.node(node).ok_or_else(|| failed("not a node of the stack".into()))?;
-        let stem = crate::docs::file_stem(&self.spec, &id.image, &id.variant);
+        let stem = crate::docs::node_stem(&self.spec, &id);
         if let Some(found) = files::read(&self.dirs, &stem, &image.digest) {
             return Ok(found);
         }

@@ -7,25 +7,27 @@
 pub mod attach;
 mod decide;
 pub mod documents;
+pub mod index;
 pub mod promote;
 pub mod publish;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use attach::{ArtifactStore, Attachment, Attestor};
 pub use decide::{
-    decide, parse_cases, parse_junit, tally, Case, Counts, Hold, Promotion, ReleaseRecord, ReleasedImage, ResultsError,
-    Verdict, GPU_SKIPPED, RELEASE_RECORD_SCHEMA,
+    decide, parse_cases, parse_junit, tally, Case, Counts, Hold, IndexedPlatform, Promotion, ReleaseRecord,
+    ReleasedImage, ResultsError, Verdict, GPU_SKIPPED, RELEASE_RECORD_SCHEMA,
 };
 pub use documents::StackAttestor;
-pub use publish::{Backoff, Event, ManifestStore, PinPusher, Push};
+pub use publish::{Backoff, Event, IndexPush, ManifestStore, PinPusher, Push};
 
 use crate::credentials::Credentials;
 use crate::engine::{Engine, EngineError};
 use crate::error::ExitCode;
 use crate::graph::{ImageGraph, NodeId};
+use crate::platform::Platform;
 use crate::registry::{Manifest, Referrer, Registry, RegistryError};
 use crate::spec::Spec;
 use crate::tags::TagRecord;
@@ -69,6 +71,12 @@ pub enum ReleaseError {
     Attest { node: String, reason: String },
     #[error("cannot promote: {} lack their SBOM or provenance in the registry, and none was found to attach; no tag was moved:\n  {}\n  hint: `cargo xtask sbom <image>` where the image is writes them (then promote again with `--attestations DIR`), or release the images again", .missing.len(), .missing.join("\n  "))]
     PromoteUnattached { missing: Vec<String> },
+    #[error("{node}: the image index would lack {}; nothing was pushed, no index written and no tag moved\n  hint: release every platform of the image (its tag record, from `cargo xtask tag`, and its tests passed), or pass `--partial` to write an index of the platforms there are", .missing.join(", "))]
+    PartialIndex { node: String, missing: Vec<String> },
+    #[error("{node}: its platforms were tagged differently: {}; the index takes one set of tags, so nothing was pushed\n  hint: tag every platform from the same build (`cargo xtask tag {node} --all-platforms`), or find why the versions differ", .differences.join("; "))]
+    PlatformTags { node: String, differences: Vec<String> },
+    #[error("{reference}: its configuration says {found}, not {expected}; no index was written and no tag moved\n  hint: build it again for {expected} (`cargo xtask build --platform {expected}`); an image whose configuration names the wrong platform is a bug of the tool that made it")]
+    WrongPlatform { reference: String, expected: String, found: String },
 }
 
 impl ReleaseError {
@@ -84,7 +92,10 @@ impl ReleaseError {
             | ReleaseError::InvalidTag { .. }
             | ReleaseError::PromoteIncomplete { .. }
             | ReleaseError::PromoteTaken { .. }
-            | ReleaseError::PromoteUnattached { .. } => ExitCode::Refused,
+            | ReleaseError::PromoteUnattached { .. }
+            | ReleaseError::PartialIndex { .. }
+            | ReleaseError::PlatformTags { .. }
+            | ReleaseError::WrongPlatform { .. } => ExitCode::Refused,
             ReleaseError::Attest { .. } => ExitCode::NotBuilt,
             ReleaseError::Push { .. } | ReleaseError::ReadBack { .. } | ReleaseError::Registry(_) => ExitCode::Registry,
             ReleaseError::Engine(_) => ExitCode::Engine,
@@ -102,6 +113,9 @@ pub struct Request {
     pub results: Vec<PathBuf>,
     pub untested: bool,
     pub all_or_nothing: bool,
+    /// Write the index of an image built for several platforms even when some platform is
+    /// missing (held, or never tagged), over the platforms there are.
+    pub partial: bool,
     /// `host[:port]` of the registry to push to.
     pub host: String,
 }
@@ -110,6 +124,10 @@ pub struct Request {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub pushes: Vec<Push>,
+    /// The image indexes over the platforms of images built for several.
+    pub indexes: Vec<IndexPush>,
+    /// What a reader must know about them (an index without a platform, tags that differ).
+    pub notes: Vec<String>,
     pub held: Vec<ReleasedImage>,
     /// Every node of the record, in the stack's order (the record lists images that way).
     pub order: Vec<String>,
@@ -136,6 +154,8 @@ pub fn prepare(spec: &Spec, graph: &ImageGraph, request: &Request) -> Result<Pre
     let decisions = decide(graph, &nodes, results.as_ref(), request.untested, request.all_or_nothing);
     let mut prepared = Prepared {
         pushes: vec![],
+        indexes: vec![],
+        notes: vec![],
         held: vec![],
         order: nodes.iter().map(|id| id.name.clone()).collect(),
         untested_on_gpu: vec![],
@@ -154,6 +174,7 @@ pub fn prepare(spec: &Spec, graph: &ImageGraph, request: &Request) -> Result<Pre
                 notes: vec![],
                 attachments: vec![],
                 security: None,
+                platforms: vec![],
             }),
             None => {
                 let gpu_skipped = results.as_ref().and_then(|r| r.get(&id.name)).is_some_and(|c| c.gpu_skipped > 0);
@@ -182,7 +203,97 @@ pub fn prepare(spec: &Spec, graph: &ImageGraph, request: &Request) -> Result<Pre
             .collect();
         return Err(ReleaseError::AllOrNothing { held });
     }
+    group_platforms(spec, &nodes, request.partial, &mut prepared)?;
     Ok(prepared)
+}
+
+/// Turns the pushes of each image built for several platforms into an image index over them,
+/// carrying the tags (those of its first platform, in the stack's order). Refused, before
+/// anything is pushed, when a platform is missing (held or never tagged; unless `partial`) or
+/// when the platforms' version tags differ.
+fn group_platforms(spec: &Spec, nodes: &[NodeId], partial: bool, prepared: &mut Prepared) -> Result<(), ReleaseError> {
+    let mut groups: Vec<(&NodeId, Vec<usize>)> = Vec::new();
+    for (i, push) in prepared.pushes.iter().enumerate() {
+        let Some(id) = nodes.iter().find(|id| id.name == push.node) else { continue };
+        match groups.iter_mut().find(|(first, _)| first.image_variant == id.image_variant) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((id, vec![i])),
+        }
+    }
+    for (id, members) in groups {
+        let expected = spec.images[&id.image].platforms_in(&id.variant);
+        if expected.len() < 2 {
+            continue;
+        }
+        let platform_of =
+            |i: &usize| nodes.iter().find(|n| n.name == prepared.pushes[*i].node).map(|n| n.platform.clone());
+        let mut platforms: Vec<(Platform, usize)> =
+            members.iter().filter_map(|i| Some((platform_of(i)?, *i))).collect();
+        platforms.sort_by_key(|(platform, _)| expected.iter().position(|p| p == platform));
+        let missing: Vec<String> = expected
+            .iter()
+            .filter(|p| !platforms.iter().any(|(q, _)| q == *p))
+            .map(|p| missing_platform(spec, id, p, &prepared.held))
+            .collect();
+        if !missing.is_empty() && !partial {
+            return Err(ReleaseError::PartialIndex { node: id.image_variant.clone(), missing });
+        }
+        if !missing.is_empty() {
+            prepared.notes.push(format!("{}: the index lacks {} (--partial)", id.image_variant, missing.join(", ")));
+        }
+        let tags = shared_tags(spec, id, &platforms, prepared)?;
+        for (_, i) in &platforms {
+            prepared.pushes[*i].tags.clear();
+        }
+        let first = &prepared.pushes[platforms[0].1];
+        let (repository, path) = (first.repository.clone(), first.path.clone());
+        prepared.indexes.push(IndexPush { node: id.image_variant.clone(), repository, path, platforms, tags });
+    }
+    Ok(())
+}
+
+/// `linux/arm64 (held: 2 tests failed)`, or `(never tagged)`.
+fn missing_platform(spec: &Spec, id: &NodeId, platform: &Platform, held: &[ReleasedImage]) -> String {
+    let node = NodeId::on(spec, &id.image, &id.variant, platform).name;
+    match held.iter().find(|image| image.node == node) {
+        Some(image) => format!("{platform} (held: {})", image.reason.as_deref().unwrap_or("no reason")),
+        None => format!("{platform} (no tag record names {node})"),
+    }
+}
+
+/// The tags of an image's index: its first platform's. Version tags must be the same on every
+/// platform (else the release is refused); other differences (a build date) are noted.
+fn shared_tags(
+    spec: &Spec,
+    id: &NodeId,
+    platforms: &[(Platform, usize)],
+    prepared: &mut Prepared,
+) -> Result<Vec<String>, ReleaseError> {
+    let versions: Vec<String> =
+        spec.version_tags_of(&id.image, &id.variant).iter().map(|(name, _)| format!("{name}-")).collect();
+    let is_version = |tag: &String| versions.iter().any(|prefix| tag.starts_with(prefix));
+    let first = &prepared.pushes[platforms[0].1];
+    let mut differences = Vec::new();
+    for (platform, i) in &platforms[1..] {
+        let other = &prepared.pushes[*i];
+        let mine: BTreeSet<&String> = first.tags.iter().filter(|t| is_version(t)).collect();
+        let theirs: BTreeSet<&String> = other.tags.iter().filter(|t| is_version(t)).collect();
+        if mine != theirs {
+            let list = |set: &BTreeSet<&String>| set.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ");
+            differences.push(format!("{} on {}, {} on {platform}", list(&mine), platforms[0].0, list(&theirs)));
+        } else if first.tags != other.tags {
+            prepared.notes.push(format!(
+                "{}: {platform} was tagged {}; the index takes {}'s tags",
+                id.image_variant,
+                other.tags.join(", "),
+                platforms[0].0
+            ));
+        }
+    }
+    if !differences.is_empty() {
+        return Err(ReleaseError::PlatformTags { node: id.image_variant.clone(), differences });
+    }
+    Ok(prepared.pushes[platforms[0].1].tags.clone())
 }
 
 /// The files `paths` name: each file itself, each folder's files ending in `.{extension}`.
@@ -310,29 +421,50 @@ pub async fn push(
         };
         attestor.images = prepared.pushes.iter().map(|p| (p.node.clone(), p.image_id.clone())).collect();
         let pusher = OptionalEngine { engine: engine.as_ref(), credentials };
-        let published = publish::publish(&pusher, &store, &attestor, &prepared.pushes, Backoff::default(), on_event);
-        for published in published.await? {
-            let notes = if prepared.untested_on_gpu.contains(&published.node) {
-                vec!["released untested on a GPU: no GPU runner ran its GPU trials".to_string()]
-            } else {
-                vec![]
-            };
-            record.images.push(ReleasedImage {
-                node: published.node,
-                repository: published.repository,
-                status: "pushed".into(),
-                reason: None,
-                digest: Some(published.digest),
-                tags: published.tags,
-                notes,
-                attachments: published.attachments,
-                security: None,
-            });
-        }
+        let published = publish::publish(
+            &pusher,
+            &store,
+            &attestor,
+            &prepared.pushes,
+            &prepared.indexes,
+            Backoff::default(),
+            on_event,
+        )
+        .await?;
+        record.images.extend(published.into_iter().map(|published| released(prepared, published)));
     }
+    // In the stack's order; an index after its platforms.
     let order: BTreeMap<&str, usize> = prepared.order.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
-    record.images.sort_by_key(|image| order.get(image.node.as_str()).copied());
+    record.images.sort_by_key(|image| match image.platforms.last() {
+        Some(last) => (order.get(last.node.as_str()).copied(), 1),
+        None => (order.get(image.node.as_str()).copied(), 0),
+    });
     Ok(record)
+}
+
+/// The record's entry for what was published.
+fn released(prepared: &Prepared, published: publish::Published) -> ReleasedImage {
+    let mut notes = Vec::new();
+    if prepared.untested_on_gpu.contains(&published.node) {
+        notes.push("released untested on a GPU: no GPU runner ran its GPU trials".to_string());
+    }
+    notes.extend(prepared.notes.iter().filter(|note| note.starts_with(&format!("{}: ", published.node))).cloned());
+    ReleasedImage {
+        node: published.node,
+        repository: published.repository,
+        status: "pushed".into(),
+        reason: None,
+        digest: Some(published.digest),
+        tags: published.tags,
+        notes,
+        attachments: published.attachments,
+        security: None,
+        platforms: published
+            .platforms
+            .into_iter()
+            .map(|(platform, node, digest)| IndexedPlatform { platform, node, digest })
+            .collect(),
+    }
 }
 
 /// The engine when this release needs it (some pin is not in the registry yet).
@@ -362,13 +494,14 @@ pub async fn promote_stack(
     attestor: &StackAttestor,
     request: promote::Request<'_>,
 ) -> Result<Vec<Promotion>, ReleaseError> {
-    let targets: Vec<promote::Target> = graph
-        .topological_order()
-        .map(|id| {
-            let (repository, path) = repository(spec, id, &registry.host);
-            promote::Target { node: id.name.clone(), repository, path }
-        })
-        .collect();
+    // One target per repository: the platforms of an image share it (and its index).
+    let mut targets: Vec<promote::Target> = Vec::new();
+    for id in graph.topological_order() {
+        let (repository, path) = repository(spec, id, &registry.host);
+        if !targets.iter().any(|target| target.repository == repository) {
+            targets.push(promote::Target { node: id.image_variant.clone(), repository, path });
+        }
+    }
     promote::promote(&RegistryStore(registry), attestor, &targets, request).await
 }
 
@@ -384,7 +517,7 @@ pub fn add_security_reports(
     for image in record.images.iter_mut().filter(|i| i.status == "pushed") {
         let Some(id) = graph.topological_order().find(|id| id.name == image.node) else { continue };
         let Some(push) = images.iter().find(|p| p.node == image.node) else { continue };
-        let stem = crate::docs::file_stem(spec, &id.image, &id.variant);
+        let stem = crate::docs::node_stem(spec, id);
         image.security = dirs.iter().find_map(|dir| crate::supply::security::read_report(dir, &stem, &push.image_id));
     }
 }
@@ -420,6 +553,11 @@ impl ManifestStore for RegistryStore {
         blocking(move || client.manifest(&path, &reference)).await?
     }
 
+    async fn blob(&self, path: &str, digest: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        let (client, path, digest) = (self.0.clone(), path.to_string(), digest.to_string());
+        blocking(move || client.blob(&path, &digest)).await?
+    }
+
     async fn put_manifest(&self, path: &str, tag: &str, manifest: &Manifest) -> Result<String, RegistryError> {
         let (client, path, tag, manifest) = (self.0.clone(), path.to_string(), tag.to_string(), manifest.clone());
         blocking(move || client.put_manifest(&path, &tag, &manifest)).await?
@@ -444,4 +582,111 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|error| RegistryError::Unreachable { registry: "(blocking task)".into(), reason: error.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"
+stack: {registry: registry.example.org, namespace: ns, tag_prefix: "1.0", platforms: [linux/amd64, linux/arm64]}
+bases: {debian: {image: "localhost/debian:12"}}
+images:
+  base: {parent: debian, version_tags: [python]}
+  tool: {parent: debian, platforms: [linux/amd64]}
+version_tags: {python: python --version}
+"#;
+
+    fn spec() -> (Spec, Vec<NodeId>) {
+        let spec = Spec::parse_alone(Path::new("/nowhere/images/spec.yml"), SPEC).unwrap();
+        let nodes = ImageGraph::new(&spec).topological_order().cloned().collect();
+        (spec, nodes)
+    }
+
+    fn push(node: &str, tags: &[&str]) -> Push {
+        let repository = format!("registry.example.org/ns/{}", node.split('/').next().unwrap());
+        Push {
+            node: node.into(),
+            image_id: format!("sha256:{node}"),
+            path: repository.split_once('/').unwrap().1.to_string(),
+            repository,
+            pin: "inputs-1".into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    fn prepared(pushes: Vec<Push>, held: &[&str]) -> Prepared {
+        let held = held
+            .iter()
+            .map(|node| ReleasedImage {
+                node: node.to_string(),
+                repository: String::new(),
+                status: "held".into(),
+                reason: Some("1 test failed".into()),
+                digest: None,
+                tags: vec![],
+                notes: vec![],
+                attachments: vec![],
+                security: None,
+                platforms: vec![],
+            })
+            .collect();
+        Prepared { pushes, indexes: vec![], notes: vec![], held, order: vec![], untested_on_gpu: vec![] }
+    }
+
+    const TAGS: &[&str] = &["1.0-main", "python-3.11.2"];
+
+    #[test]
+    fn the_platforms_of_an_image_become_one_index_that_carries_their_tags() {
+        let (spec, nodes) = spec();
+        let mut prepared =
+            prepared(vec![push("base/amd64", TAGS), push("base/arm64", TAGS), push("tool/amd64", TAGS)], &[]);
+        group_platforms(&spec, &nodes, false, &mut prepared).unwrap();
+        assert_eq!(prepared.indexes.len(), 1, "tool is built for one platform: its tags are plain");
+        let index = &prepared.indexes[0];
+        assert_eq!(
+            (index.node.as_str(), index.tags.as_slice()),
+            ("base", &["1.0-main".to_string(), "python-3.11.2".into()][..])
+        );
+        let platforms: Vec<(String, usize)> = index.platforms.iter().map(|(p, i)| (p.to_string(), *i)).collect();
+        assert_eq!(platforms, [("linux/amd64".to_string(), 0), ("linux/arm64".to_string(), 1)]);
+        assert!(prepared.pushes[0].tags.is_empty() && prepared.pushes[1].tags.is_empty());
+        assert_eq!(prepared.pushes[2].tags, TAGS);
+    }
+
+    #[rstest::rstest]
+    #[case::held(&["base/arm64"], "linux/arm64 (held: 1 test failed)")]
+    #[case::never_tagged(&[], "linux/arm64 (no tag record names base/arm64)")]
+    fn a_missing_platform_refuses_the_release_unless_told(#[case] held: &[&str], #[case] named: &str) {
+        let (spec, nodes) = spec();
+        let mut refused = prepared(vec![push("base/amd64", TAGS)], held);
+        let error = group_platforms(&spec, &nodes, false, &mut refused).unwrap_err();
+        assert!(
+            matches!(&error, ReleaseError::PartialIndex { missing, .. } if missing == &[named.to_string()]),
+            "{error}"
+        );
+        assert_eq!(error.exit_code(), ExitCode::Refused);
+        assert!(error.to_string().contains("--partial"), "{error}");
+        let mut partial = prepared(vec![push("base/amd64", TAGS)], held);
+        group_platforms(&spec, &nodes, true, &mut partial).unwrap();
+        assert_eq!(partial.indexes[0].platforms.len(), 1);
+        assert_eq!(partial.notes, [format!("base: the index lacks {named} (--partial)")]);
+    }
+
+    #[test]
+    fn platforms_whose_versions_differ_refuse_the_release() {
+        let (spec, nodes) = spec();
+        let mut prepared =
+            prepared(vec![push("base/amd64", TAGS), push("base/arm64", &["1.0-main", "python-3.11.4"])], &[]);
+        let error = group_platforms(&spec, &nodes, false, &mut prepared).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("python-3.11.2 on linux/amd64, python-3.11.4 on linux/arm64"), "{text}");
+        let mut dated = self::prepared(
+            vec![push("base/amd64", TAGS), push("base/arm64", &["1.0-main", "2026-11-21", "python-3.11.2"])],
+            &[],
+        );
+        group_platforms(&spec, &nodes, false, &mut dated).unwrap();
+        assert_eq!(dated.indexes[0].tags, TAGS, "the first platform's tags");
+        assert!(dated.notes[0].starts_with("base: linux/arm64 was tagged 1.0-main, 2026-11-21"), "{:?}", dated.notes);
+    }
 }

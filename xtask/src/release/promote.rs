@@ -120,7 +120,7 @@ async fn attach_missing(
     let mut unattached = Vec::new();
     for (slot, (target, source)) in attached.iter_mut().zip(targets.iter().zip(sources)) {
         let Some(source) = source else { continue };
-        match attach::attach(store, attestor, &target.node, &target.repository, &target.path, source).await {
+        match attach_one(store, attestor, target, source).await {
             Ok(list) => *slot = list.into_iter().filter(|a| a.status == "attached").collect(),
             Err(ReleaseError::Attest { node, reason }) => unattached.push(format!("{node}: {reason}")),
             Err(other) => return Err(other),
@@ -131,6 +131,31 @@ async fn attach_missing(
     } else {
         Err(ReleaseError::PromoteUnattached { missing: unattached })
     }
+}
+
+/// Attaches what `source` lacks: an image's documents; for an image index, each platform
+/// manifest's documents (node `image/arch`) and the index's own signature.
+async fn attach_one(
+    store: &(impl ManifestStore + ArtifactStore),
+    attestor: &impl Attestor,
+    target: &Target,
+    source: &Manifest,
+) -> Result<Vec<Attachment>, ReleaseError> {
+    if source.media_type != super::index::INDEX_MEDIA_TYPE {
+        return attach::attach(store, attestor, &target.node, &target.repository, &target.path, source).await;
+    }
+    let mut out = Vec::new();
+    for (platform, digest) in super::index::index_platforms(&source.bytes) {
+        let arch = crate::platform::Platform::parse(&platform).map(|p| p.suffix()).unwrap_or(platform);
+        let node = format!("{}/{arch}", target.node);
+        let Some(manifest) = store.manifest(&target.path, &digest).await? else {
+            let reason = format!("the index names {digest}, which is not in {}", target.repository);
+            return Err(ReleaseError::Attest { node, reason });
+        };
+        out.extend(attach::attach(store, attestor, &node, &target.repository, &target.path, &manifest).await?);
+    }
+    out.extend(attach::sign(store, attestor, &target.node, &target.repository, &target.path, source).await?);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -247,5 +272,36 @@ mod tests {
         let world = released();
         let request = Request { to: tag, ..request(false, false) };
         assert!(matches!(promote(&world, &world, &targets(), request).await, Err(ReleaseError::InvalidTag { .. })));
+    }
+
+    #[tokio::test]
+    async fn an_index_keeps_its_digest_and_its_platforms_get_the_documents_they_lack() {
+        let world = World::default();
+        world.signs.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (amd64, arm64) = (manifest_of("sha256:base-amd64"), manifest_of("sha256:base-arm64"));
+        for manifest in [&amd64, &arm64] {
+            world.put(&format!("ns/base:{}", manifest.digest), manifest.clone());
+        }
+        let platforms = [
+            crate::platform::Platform::parse("linux/amd64").unwrap(),
+            crate::platform::Platform::parse("linux/arm64").unwrap(),
+        ];
+        let index = super::super::index::image_index(&[(&platforms[0], &amd64), (&platforms[1], &arm64)]);
+        world.put("ns/base:1.0-main", index.clone());
+        let target = Target { node: "base".into(), repository: "reg/ns/base".into(), path: "ns/base".into() };
+        let promotions = promote(&world, &world, &[target], request(false, false)).await.unwrap();
+        assert_eq!(world.get("ns/base:stable").unwrap().digest, index.digest, "the tag names the same index");
+        let attested: Vec<String> = world.log().into_iter().filter(|e| e.starts_with("attest ")).collect();
+        assert_eq!(
+            attested,
+            [
+                "attest base/amd64 sbom,provenance,signature",
+                "attest base/arm64 sbom,provenance,signature",
+                "attest base signature"
+            ]
+        );
+        assert_eq!(promotions[0].attached.len(), 7);
+        let attested = world.log().iter().rposition(|e| e.starts_with("attest ")).unwrap();
+        assert!(attested < world.log().iter().position(|e| e == "put ns/base:stable").unwrap());
     }
 }

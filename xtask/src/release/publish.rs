@@ -6,8 +6,11 @@
 //! **The property it keeps: a tag never names an incomplete image, nor one without its
 //! documents.** Every pin is pushed (unless the registry has it already, as after fanned-out CI
 //! build jobs) and its manifest read back, then every image gets its attachments (SBOM,
-//! provenance, signature: what it lacks), before the first human tag moves; a tag is then a manifest PUT of
-//! bytes the registry already holds, so promotion keeps digests by construction. A failure
+//! provenance, signature: what it lacks); the image index of an image built for several
+//! platforms is written (by its digest, untagged) only once every platform's pin is read back,
+//! attached, and its configuration says that platform, and it gets its own signature; all this
+//! before the first human tag moves. A tag is then a manifest PUT of bytes the registry already
+//! holds (the index, for such an image), so promotion keeps digests by construction. A failure
 //! at any point before the tags leaves no tag moved; a re-run resumes (the engine skips blobs
 //! the registry has). Transient push failures are tried again with backoff.
 
@@ -17,6 +20,7 @@ use std::time::Duration;
 pub use super::attach::{ArtifactStore, Attachment, Attestor};
 use super::ReleaseError;
 use crate::engine::EngineError;
+use crate::platform::Platform;
 use crate::registry::{Manifest, RegistryError};
 
 /// Pushes an image under its pin: blobs first, then the manifest (the engine's push).
@@ -38,7 +42,10 @@ pub trait ManifestStore {
         path: &str,
         reference: &str,
     ) -> impl Future<Output = Result<Option<Manifest>, RegistryError>> + Send;
-    /// Puts `manifest` under `path:tag`; returns the digest the registry reports.
+    /// Blob `digest` of `path` (an image configuration).
+    fn blob(&self, path: &str, digest: &str) -> impl Future<Output = Result<Option<Vec<u8>>, RegistryError>> + Send;
+    /// Puts `manifest` under `path:tag` (or under its own digest); returns the digest the
+    /// registry reports.
     fn put_manifest(
         &self,
         path: &str,
@@ -71,6 +78,19 @@ pub struct Push {
     pub path: String,
     /// `inputs-...`.
     pub pin: String,
+    /// Empty for a platform of an image index: its tags go on the index.
+    pub tags: Vec<String>,
+}
+
+/// An image index to write over some of a release's pushes: the platforms of one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexPush {
+    /// `image` or `image@variant`.
+    pub node: String,
+    pub repository: String,
+    pub path: String,
+    /// Each platform, in the stack's order, with the position of its push among the release's.
+    pub platforms: Vec<(Platform, usize)>,
     pub tags: Vec<String>,
 }
 
@@ -80,16 +100,18 @@ impl Push {
     }
 }
 
-/// An image released: the digest its pin and every tag name.
+/// An image released: the digest its pin and every tag name (an index's: its tags).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
     pub node: String,
     pub repository: String,
     pub digest: String,
-    /// The pin first, then the tags.
+    /// The pin first, then the tags; an index's tags alone.
     pub tags: Vec<String>,
-    /// Its documents in the registry.
+    /// Its documents in the registry (an index: its signature, when there is a key).
     pub attachments: Vec<Attachment>,
+    /// For an index: each platform, its node and its manifest's digest.
+    pub platforms: Vec<(String, String, String)>,
 }
 
 /// What the protocol reports as it goes.
@@ -103,20 +125,140 @@ pub enum Event {
     Retrying { reference: String, error: String, pause: Duration },
     /// An image has its documents (attached now, or there already).
     Attached { node: String, attachments: Vec<Attachment> },
+    /// The image index over an image's platforms is written, untagged yet.
+    Indexed { node: String, reference: String, platforms: Vec<String> },
     /// Every tag of an image now names `digest`.
     Tagged { node: String, repository: String, digest: String, tags: Vec<String> },
 }
 
 /// Releases `pushes`: every pin (pushed and read back), then every image's attachments, then
-/// every tag.
+/// the image indexes over some of them (and their signatures), then every tag.
 pub async fn publish(
     pusher: &impl PinPusher,
     store: &(impl ManifestStore + ArtifactStore),
     attestor: &impl Attestor,
     pushes: &[Push],
+    indexes: &[IndexPush],
     backoff: Backoff,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Vec<Published>, ReleaseError> {
+    let manifests = push_pins(pusher, store, pushes, backoff, on_event).await?;
+    let mut attachments = Vec::new();
+    for (push, manifest) in pushes.iter().zip(&manifests) {
+        let attached =
+            super::attach::attach(store, attestor, &push.node, &push.repository, &push.path, manifest).await?;
+        on_event(Event::Attached { node: push.node.clone(), attachments: attached.clone() });
+        attachments.push(attached);
+    }
+    let mut written = Vec::new();
+    for index in indexes {
+        let manifest = write_index(store, pushes, &manifests, index, on_event).await?;
+        // An index's documents are its platforms'; what it gets of its own is a signature.
+        let signed =
+            super::attach::sign(store, attestor, &index.node, &index.repository, &index.path, &manifest).await?;
+        if !signed.is_empty() {
+            on_event(Event::Attached { node: index.node.clone(), attachments: signed.clone() });
+        }
+        written.push((manifest, signed));
+    }
+    let mut published = Vec::new();
+    for ((push, manifest), attachments) in pushes.iter().zip(manifests).zip(attachments) {
+        let mut tags = vec![push.pin.clone()];
+        tags.extend(push.tags.iter().cloned());
+        let mut released = tag(store, &push.node, &push.repository, &push.path, &push.tags, manifest, on_event).await?;
+        released.tags = tags;
+        released.attachments = attachments;
+        published.push(released);
+    }
+    for (index, (manifest, signed)) in indexes.iter().zip(written) {
+        let mut released =
+            tag(store, &index.node, &index.repository, &index.path, &index.tags, manifest, on_event).await?;
+        released.attachments = signed;
+        released.platforms = index
+            .platforms
+            .iter()
+            .map(|(platform, i)| (platform.to_string(), pushes[*i].node.clone(), published[*i].digest.clone()))
+            .collect();
+        published.push(released);
+    }
+    Ok(published)
+}
+
+/// Puts `manifest` under every tag of `tags`.
+async fn tag(
+    store: &impl ManifestStore,
+    node: &str,
+    repository: &str,
+    path: &str,
+    tags: &[String],
+    manifest: Manifest,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Published, ReleaseError> {
+    for tag in tags {
+        store.put_manifest(path, tag, &manifest).await?;
+    }
+    if !tags.is_empty() {
+        on_event(Event::Tagged {
+            node: node.to_string(),
+            repository: repository.to_string(),
+            digest: manifest.digest.clone(),
+            tags: tags.to_vec(),
+        });
+    }
+    Ok(Published {
+        node: node.to_string(),
+        repository: repository.to_string(),
+        digest: manifest.digest,
+        tags: tags.to_vec(),
+        attachments: vec![],
+        platforms: vec![],
+    })
+}
+
+/// Writes the image index over `index`'s platforms, once each platform manifest's configuration
+/// says that platform: by its digest, so nothing names it until the tags move.
+async fn write_index(
+    store: &impl ManifestStore,
+    pushes: &[Push],
+    manifests: &[Manifest],
+    index: &IndexPush,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Manifest, ReleaseError> {
+    let mut entries = Vec::new();
+    for (platform, i) in &index.platforms {
+        let (push, manifest) = (&pushes[*i], &manifests[*i]);
+        let config = match super::index::config_digest(manifest) {
+            Some(digest) => store.blob(&push.path, &digest).await?,
+            None => None,
+        };
+        let found = config.as_deref().and_then(super::index::config_platform).unwrap_or_else(|| "unknown".into());
+        if found != platform.to_string() {
+            return Err(ReleaseError::WrongPlatform {
+                reference: push.pin_reference(),
+                expected: platform.to_string(),
+                found,
+            });
+        }
+        entries.push((platform, manifest));
+    }
+    let manifest = super::index::image_index(&entries);
+    store.put_manifest(&index.path, &manifest.digest, &manifest).await?;
+    on_event(Event::Indexed {
+        node: index.node.clone(),
+        reference: format!("{}@{}", index.repository, manifest.digest),
+        platforms: index.platforms.iter().map(|(platform, _)| platform.to_string()).collect(),
+    });
+    Ok(manifest)
+}
+
+/// Pushes every pin the registry lacks and reads every pin's manifest back.
+async fn push_pins(
+    pusher: &impl PinPusher,
+    store: &impl ManifestStore,
+    pushes: &[Push],
+    backoff: Backoff,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Vec<Manifest>, ReleaseError> {
     let mut manifests = Vec::new();
     for push in pushes {
         let reference = push.pin_reference();
@@ -133,35 +275,7 @@ pub async fn publish(
         let manifest = store.manifest(&push.path, &push.pin).await?.ok_or(ReleaseError::ReadBack { reference })?;
         manifests.push(manifest);
     }
-    let mut attachments = Vec::new();
-    for (push, manifest) in pushes.iter().zip(&manifests) {
-        let attached =
-            super::attach::attach(store, attestor, &push.node, &push.repository, &push.path, manifest).await?;
-        on_event(Event::Attached { node: push.node.clone(), attachments: attached.clone() });
-        attachments.push(attached);
-    }
-    let mut published = Vec::new();
-    for ((push, manifest), attachments) in pushes.iter().zip(manifests).zip(attachments) {
-        for tag in &push.tags {
-            store.put_manifest(&push.path, tag, &manifest).await?;
-        }
-        on_event(Event::Tagged {
-            node: push.node.clone(),
-            repository: push.repository.clone(),
-            digest: manifest.digest.clone(),
-            tags: push.tags.clone(),
-        });
-        let mut tags = vec![push.pin.clone()];
-        tags.extend(push.tags.iter().cloned());
-        published.push(Published {
-            node: push.node.clone(),
-            repository: push.repository.clone(),
-            digest: manifest.digest,
-            tags,
-            attachments,
-        });
-    }
-    Ok(published)
+    Ok(manifests)
 }
 
 /// Pushes image `image_id` as `repository:pin`, trying transient failures again with backoff
@@ -205,11 +319,15 @@ pub(crate) mod fakes {
 
     #[derive(Default)]
     pub struct World {
-        /// `push path:pin`, `get path:ref`, `put path:tag`, `blob path`, `referrers path`,
-        /// `attest node kinds`, in the order they happened.
+        /// `push path:pin`, `get path:ref`, `config path@digest`, `put path:tag`, `blob path`,
+        /// `referrers path`, `attest node kinds`, in the order they happened.
         pub log: Mutex<Vec<String>>,
         /// Manifests by `path:reference`.
         pub manifests: Mutex<HashMap<String, Manifest>>,
+        /// Image configurations by digest (the image ID): what a push uploads.
+        pub configs: Mutex<HashMap<String, Vec<u8>>>,
+        /// The architecture of images by ID, for their configurations (default `amd64`).
+        pub architectures: Mutex<HashMap<String, String>>,
         /// Operation numbers (0-based, counted over the log) that fail, and how.
         pub failures: Mutex<HashMap<usize, Failure>>,
         /// Whether the registry has the referrers API.
@@ -218,6 +336,8 @@ pub(crate) mod fakes {
         pub blobs: Mutex<HashMap<String, Vec<u8>>>,
         /// The attestor fails.
         pub attestor_fails: AtomicBool,
+        /// The attestor signs (it has a key).
+        pub signs: AtomicBool,
     }
 
     #[derive(Debug, Clone, Copy)]
@@ -258,9 +378,9 @@ pub(crate) mod fakes {
         }
     }
 
-    /// The manifest an image's push leaves: its bytes name the image.
+    /// The manifest an image's push leaves: its bytes name the image's configuration.
     pub fn manifest_of(image_id: &str) -> Manifest {
-        let bytes = format!("{{\"config\":\"{image_id}\"}}").into_bytes();
+        let bytes = format!("{{\"schemaVersion\":2,\"config\":{{\"digest\":\"{image_id}\"}}}}").into_bytes();
         Manifest { media_type: crate::registry::MANIFEST_TYPES[0].into(), digest: digest_of(&bytes), bytes }
     }
 
@@ -290,6 +410,10 @@ pub(crate) mod fakes {
                 return Err(engine_error(failure));
             }
             self.put(&format!("{path}:{pin}"), manifest_of(image_id));
+            let architecture =
+                self.architectures.lock().unwrap().get(image_id).cloned().unwrap_or_else(|| "amd64".into());
+            let config = format!("{{\"architecture\":\"{architecture}\",\"os\":\"linux\"}}").into_bytes();
+            self.configs.lock().unwrap().insert(image_id.to_string(), config);
             Ok(())
         }
     }
@@ -299,6 +423,13 @@ pub(crate) mod fakes {
             match self.record(format!("get {path}:{reference}")) {
                 Some(failure) => Err(registry_error(failure)),
                 None => Ok(self.get(&format!("{path}:{reference}"))),
+            }
+        }
+
+        async fn blob(&self, path: &str, digest: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+            match self.record(format!("config {path}@{digest}")) {
+                Some(failure) => Err(registry_error(failure)),
+                None => Ok(self.configs.lock().unwrap().get(digest).cloned()),
             }
         }
 
@@ -351,7 +482,11 @@ pub(crate) mod fakes {
 
     impl Attestor for World {
         fn kinds(&self) -> Vec<Kind> {
-            vec![Kind::Sbom, Kind::Provenance]
+            let mut kinds = vec![Kind::Sbom, Kind::Provenance];
+            if self.signs.load(Ordering::SeqCst) {
+                kinds.push(Kind::Signature);
+            }
+            kinds
         }
 
         async fn artifacts(
@@ -402,7 +537,7 @@ mod tests {
 
     async fn run(world: &World) -> (Result<Vec<Published>, ReleaseError>, Vec<Event>) {
         let mut events = Vec::new();
-        let result = publish(world, world, world, &pushes(), NO_WAIT, &mut |event| events.push(event)).await;
+        let result = publish(world, world, world, &pushes(), &[], NO_WAIT, &mut |event| events.push(event)).await;
         (result, events)
     }
 
@@ -414,7 +549,7 @@ mod tests {
     /// The log without the attachment work.
     fn pins_and_tags(world: &World) -> Vec<String> {
         let attachment = |e: &String| {
-            e.contains(":sha256") || e.starts_with("blob ") || e.starts_with("referrers ") || e.starts_with("attest ")
+            e.contains(":sha256-") || e.starts_with("blob ") || e.starts_with("referrers ") || e.starts_with("attest ")
         };
         world.log().into_iter().filter(|e| !attachment(e)).collect()
     }
@@ -517,7 +652,7 @@ mod tests {
             }
         }
         let forgetful = Forgetful(World::default());
-        let result = publish(&forgetful, &forgetful.0, &forgetful.0, &pushes(), NO_WAIT, &mut |_| {}).await;
+        let result = publish(&forgetful, &forgetful.0, &forgetful.0, &pushes(), &[], NO_WAIT, &mut |_| {}).await;
         assert!(matches!(result.unwrap_err(), ReleaseError::ReadBack { .. }));
         assert!(tags_moved(&forgetful.0).is_empty());
     }
@@ -608,6 +743,122 @@ mod tests {
             world.fail_at(at, Failure::Refused);
             assert!(run(&world).await.0.is_err(), "upload {at} refused");
             assert!(tags_moved(&world).is_empty(), "{:?}", world.log());
+        }
+    }
+
+    /// One image built for two platforms: two pins, and the index over them that carries the tags.
+    fn platforms() -> (Vec<Push>, Vec<IndexPush>) {
+        let pushes: Vec<Push> = ["amd64", "arm64"]
+            .iter()
+            .map(|arch| Push {
+                node: format!("base/{arch}"),
+                image_id: format!("sha256:base-{arch}"),
+                repository: "reg/ns/base".into(),
+                path: "ns/base".into(),
+                pin: format!("inputs-{arch}"),
+                tags: vec![],
+            })
+            .collect();
+        let index = IndexPush {
+            node: "base".into(),
+            repository: "reg/ns/base".into(),
+            path: "ns/base".into(),
+            platforms: vec![(Platform::parse("linux/amd64").unwrap(), 0), (Platform::parse("linux/arm64").unwrap(), 1)],
+            tags: vec!["1.0-main".into()],
+        };
+        (pushes, vec![index])
+    }
+
+    fn world_of_platforms() -> World {
+        let world = World::default();
+        world.architectures.lock().unwrap().insert("sha256:base-arm64".into(), "arm64".into());
+        world
+    }
+
+    #[tokio::test]
+    async fn the_index_is_written_after_every_platform_pin_and_the_tags_name_it() {
+        let world = world_of_platforms();
+        let (pushes, indexes) = platforms();
+        let published = publish(&world, &world, &world, &pushes, &indexes, NO_WAIT, &mut |_| {}).await.unwrap();
+        let index = &published[2];
+        assert_eq!(
+            pins_and_tags(&world),
+            [
+                "get ns/base:inputs-amd64",
+                "push ns/base:inputs-amd64",
+                "get ns/base:inputs-amd64",
+                "get ns/base:inputs-arm64",
+                "push ns/base:inputs-arm64",
+                "get ns/base:inputs-arm64",
+                "config ns/base@sha256:base-amd64",
+                "config ns/base@sha256:base-arm64",
+                &format!("put ns/base:{}", index.digest),
+                "put ns/base:1.0-main",
+            ]
+        );
+        let tagged = world.get("ns/base:1.0-main").unwrap();
+        assert_eq!(tagged.digest, index.digest, "the tag names the index");
+        assert_eq!(tagged.media_type, super::super::index::INDEX_MEDIA_TYPE);
+        let listed = super::super::index::index_platforms(&tagged.bytes);
+        assert_eq!(
+            listed,
+            [
+                ("linux/amd64".to_string(), manifest_of("sha256:base-amd64").digest),
+                ("linux/arm64".to_string(), manifest_of("sha256:base-arm64").digest)
+            ]
+        );
+        assert_eq!(index.platforms[1], ("linux/arm64".into(), "base/arm64".into(), listed[1].1.clone()));
+        assert_eq!(published[0].tags, ["inputs-amd64"], "a platform keeps its pin; the tags are the index's");
+    }
+
+    #[tokio::test]
+    async fn a_platform_image_whose_configuration_says_another_platform_writes_no_index_and_moves_no_tag() {
+        let world = World::default(); // both configurations say amd64
+        let (pushes, indexes) = platforms();
+        let error = publish(&world, &world, &world, &pushes, &indexes, NO_WAIT, &mut |_| {}).await.unwrap_err();
+        assert!(
+            matches!(&error, ReleaseError::WrongPlatform { expected, found, .. } if expected == "linux/arm64" && found == "linux/amd64"),
+            "{error}"
+        );
+        assert_eq!(error.exit_code(), crate::error::ExitCode::Refused);
+        assert!(tags_moved(&world).is_empty(), "{:?}", world.log());
+    }
+
+    #[tokio::test]
+    async fn each_platform_is_attached_before_the_index_and_the_index_is_signed_before_its_tag() {
+        let world = world_of_platforms();
+        world.signs.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (pushes, indexes) = platforms();
+        let published = publish(&world, &world, &world, &pushes, &indexes, NO_WAIT, &mut |_| {}).await.unwrap();
+        let index = &published[2];
+        let put_index = first(&world, |e| e == format!("put ns/base:{}", index.digest));
+        for platform in &published[..2] {
+            let kinds: Vec<Kind> = platform.attachments.iter().map(|a| a.kind).collect();
+            assert_eq!(kinds, [Kind::Sbom, Kind::Provenance, Kind::Signature], "{}", platform.node);
+            let sbom = format!("put ns/base:{}", fallback_tag(&platform.digest, Kind::Sbom));
+            assert!(first(&world, |e| e == sbom) < put_index, "{:?}", world.log());
+        }
+        let kinds: Vec<Kind> = index.attachments.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, [Kind::Signature], "an index has no SBOM of its own: its platforms do");
+        let signature = format!("put ns/base:{}", fallback_tag(&index.digest, Kind::Signature));
+        assert!(put_index < first(&world, |e| e == signature), "{:?}", world.log());
+        assert!(first(&world, |e| e == signature) < first(&world, is_tag), "{:?}", world.log());
+    }
+
+    #[tokio::test]
+    async fn a_failure_before_the_index_is_written_moves_no_tag() {
+        // Where the first configuration read and the index's write are, from a release that succeeds.
+        let rehearsal = world_of_platforms();
+        let (pushes, indexes) = platforms();
+        let published = publish(&rehearsal, &rehearsal, &rehearsal, &pushes, &indexes, NO_WAIT, &mut |_| {}).await;
+        let put_index = format!("put ns/base:{}", published.unwrap()[2].digest);
+        let reading_a_configuration = first(&rehearsal, |e| e.starts_with("config "));
+        let writing_the_index = first(&rehearsal, |e| e == put_index);
+        for at in [reading_a_configuration, writing_the_index] {
+            let world = world_of_platforms();
+            world.fail_at(at, Failure::Refused);
+            assert!(publish(&world, &world, &world, &pushes, &indexes, NO_WAIT, &mut |_| {}).await.is_err());
+            assert!(world.get("ns/base:1.0-main").is_none(), "{:?}", world.log());
         }
     }
 }

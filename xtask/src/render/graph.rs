@@ -1,12 +1,23 @@
-//! The whole stack, variants included, as Graphviz dot or a Mermaid flowchart. Solid arrows go
-//! from a parent to the image built on it, dashed ones from a `depends_on` image to its reader;
-//! bases are drawn once, outside the variants.
+//! The whole stack, variants included, as Graphviz dot or a Mermaid flowchart, for some of its
+//! platforms (each node of a stack of several platforms carries its architecture). Solid arrows
+//! go from a parent to the image built on it, dashed ones from a `depends_on` image to its
+//! reader; bases are drawn once, outside the variants.
 
 use crate::graph::{EdgeKind, ImageGraph, NodeId};
+use crate::platform::Platform;
 use crate::spec::{Parent, Spec};
 
 fn node_key(id: &NodeId) -> String {
-    format!("{}__{}", id.variant, id.image)
+    if id.name.ends_with(&format!("/{}", id.platform.suffix())) {
+        format!("{}__{}__{}", id.variant, id.image, id.platform.suffix())
+    } else {
+        format!("{}__{}", id.variant, id.image)
+    }
+}
+
+/// The nodes to draw, in topological order.
+fn drawn<'g>(graph: &'g ImageGraph, platforms: &'g [Platform]) -> impl Iterator<Item = &'g NodeId> + 'g {
+    graph.topological_order().filter(move |id| platforms.contains(&id.platform))
 }
 
 fn base_key(name: &str) -> String {
@@ -19,9 +30,9 @@ fn mermaid_id(key: &str) -> String {
 }
 
 /// Edges into each node: from a base (parent) or from another node.
-fn edges(spec: &Spec, graph: &ImageGraph) -> Vec<(String, String, EdgeKind)> {
+fn edges(spec: &Spec, graph: &ImageGraph, platforms: &[Platform]) -> Vec<(String, String, EdgeKind)> {
     let mut out = Vec::new();
-    for id in graph.topological_order() {
+    for id in drawn(graph, platforms) {
         let image = &spec.images[&id.image];
         if let Some(Parent::Base(base)) = image.parents.get(&id.variant) {
             out.push((base_key(base), node_key(id), EdgeKind::Parent));
@@ -45,7 +56,7 @@ fn variant_title(spec: &Spec, variant: &str) -> String {
     }
 }
 
-pub fn mermaid(spec: &Spec, graph: &ImageGraph) -> String {
+pub fn mermaid(spec: &Spec, graph: &ImageGraph, platforms: &[Platform]) -> String {
     let mut out = String::from("flowchart TD\n");
     for base in spec.bases.values() {
         out.push_str(&format!("  {}[(\"{}<br/>{}\")]\n", mermaid_id(&base_key(&base.name)), base.name, base.reference));
@@ -60,21 +71,21 @@ pub fn mermaid(spec: &Spec, graph: &ImageGraph) -> String {
                 variant_title(spec, &variant.name)
             ));
         }
-        for id in graph.topological_order().filter(|id| id.variant == variant.name) {
+        for id in drawn(graph, platforms).filter(|id| id.variant == variant.name) {
             out.push_str(&format!("{indent}{}[\"{}\"]\n", mermaid_id(&node_key(id)), id.name));
         }
         if many {
             out.push_str("  end\n");
         }
     }
-    for (from, to, kind) in edges(spec, graph) {
+    for (from, to, kind) in edges(spec, graph, platforms) {
         let arrow = if kind == EdgeKind::Parent { "-->" } else { "-.->" };
         out.push_str(&format!("  {} {arrow} {}\n", mermaid_id(&from), mermaid_id(&to)));
     }
     out
 }
 
-pub fn dot(spec: &Spec, graph: &ImageGraph) -> String {
+pub fn dot(spec: &Spec, graph: &ImageGraph, platforms: &[Platform]) -> String {
     let mut out = String::from("digraph stack {\n  rankdir=TB;\n  node [shape=box, fontname=\"sans-serif\"];\n");
     for base in spec.bases.values() {
         out.push_str(&format!(
@@ -90,12 +101,12 @@ pub fn dot(spec: &Spec, graph: &ImageGraph) -> String {
             variant.name,
             variant_title(spec, &variant.name)
         ));
-        for id in graph.topological_order().filter(|id| id.variant == variant.name) {
+        for id in drawn(graph, platforms).filter(|id| id.variant == variant.name) {
             out.push_str(&format!("    \"{}\" [label=\"{}\"];\n", node_key(id), id.name));
         }
         out.push_str("  }\n");
     }
-    for (from, to, kind) in edges(spec, graph) {
+    for (from, to, kind) in edges(spec, graph, platforms) {
         let style = if kind == EdgeKind::Parent { "" } else { " [style=dashed]" };
         out.push_str(&format!("  \"{from}\" -> \"{to}\"{style};\n"));
     }

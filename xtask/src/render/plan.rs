@@ -23,7 +23,11 @@ pub fn text(plan: &BuildPlan) -> String {
             )
         }
     };
-    let variants = format!("variant{} {}", if plan.variants.len() == 1 { "" } else { "s" }, plan.variants.join(", "));
+    let mut variants =
+        format!("variant{} {}", if plan.variants.len() == 1 { "" } else { "s" }, plan.variants.join(", "));
+    if plan.images.iter().any(|image| image.id.name != image.id.image_variant) || plan.platforms.len() > 1 {
+        variants.push_str(&format!("; platform{} {}", plural(plan.platforms.len()), plan.platforms.join(", ")));
+    }
     if builds + tests == 0 {
         out.push_str(&format!("Nothing to build or test: {scope}; {variants}.\n"));
     } else {
@@ -89,6 +93,7 @@ struct JsonPlan<'a> {
     spec: String,
     selection: JsonSelection<'a>,
     variants: &'a [String],
+    platforms: &'a [String],
     levels: &'a [Vec<String>],
     images: Vec<JsonImage<'a>>,
     ignored_files: &'a [String],
@@ -108,6 +113,7 @@ struct JsonImage<'a> {
     name: &'a str,
     image: &'a str,
     variant: &'a str,
+    platform: String,
     action: &'static str,
     level: Option<usize>,
     repository: String,
@@ -191,6 +197,7 @@ pub fn json(spec: &Spec, plan: &BuildPlan, spec_dir: &str) -> String {
                 name: &planned.id.name,
                 image: &planned.id.image,
                 variant: &planned.id.variant,
+                platform: planned.id.platform.to_string(),
                 action: planned.action.as_str(),
                 level: planned.level,
                 repository: spec.repository(&planned.id.image, &planned.id.variant),
@@ -207,6 +214,7 @@ pub fn json(spec: &Spec, plan: &BuildPlan, spec_dir: &str) -> String {
         spec: spec.repo_file(spec_dir),
         selection: JsonSelection { mode, since, merge_base, changed_files },
         variants: &plan.variants,
+        platforms: &plan.platforms,
         levels: &plan.levels,
         images,
         ignored_files: &plan.ignored_files,
@@ -225,6 +233,9 @@ struct MatrixEntry<'a> {
     name: &'a str,
     image: &'a str,
     variant: &'a str,
+    /// In a stack of several platforms only (a stack of one has the same entries as before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<String>,
     action: &'static str,
     level: Option<usize>,
 }
@@ -234,16 +245,37 @@ struct LevelEntry<'a> {
     node: &'a str,
     image: &'a str,
     variant: &'a str,
+    platform: String,
+    /// The GitHub-hosted runner of the node's platform: arm64 nodes build natively on an arm one.
+    runner: &'static str,
+    /// The node's name with `/` as `-`, for artifact and file names (`scipy-notebook-arm64`).
+    file: String,
+}
+
+/// The GitHub-hosted runner that runs `platform` natively (others emulate it on the first).
+pub fn runner(platform: &crate::platform::Platform) -> &'static str {
+    match platform.architecture.as_str() {
+        "arm64" => "ubuntu-24.04-arm",
+        _ => "ubuntu-24.04",
+    }
 }
 
 /// The plan as `name=value` lines for `$GITHUB_OUTPUT`, for a workflow with one job per level:
-/// `levels=N`; `level<i>={"include":[{"node","image","variant"},...]}` for each level with
+/// `levels=N`; `level<i>={"include":[{"node","image","variant","platform","runner","file"},...]}`
+/// for each level with
 /// images to build; `test=` for the images to re-test only; `gpu=` for the images of GPU variants
 /// (built or re-tested), whose GPU trials a GPU runner runs. A list with nothing in it gives no
 /// line: GitHub then reads the output as empty, and the job it feeds is skipped.
 pub fn github_levels(spec: &Spec, plan: &BuildPlan) -> String {
     fn entry(image: &crate::plan::PlannedImage) -> LevelEntry<'_> {
-        LevelEntry { node: &image.id.name, image: &image.id.image, variant: &image.id.variant }
+        LevelEntry {
+            node: &image.id.name,
+            image: &image.id.image,
+            variant: &image.id.variant,
+            platform: image.id.platform.to_string(),
+            runner: runner(&image.id.platform),
+            file: image.id.name.replace('/', "-"),
+        }
     }
     let matrix = |entries: Vec<LevelEntry>| {
         serde_json::to_string(&serde_json::json!({ "include": entries })).expect("matrix serializes")
@@ -275,6 +307,7 @@ pub fn github_matrix(plan: &BuildPlan) -> String {
             name: &image.id.name,
             image: &image.id.image,
             variant: &image.id.variant,
+            platform: (image.id.name != image.id.image_variant).then(|| image.id.platform.to_string()),
             action: image.action.as_str(),
             level: image.level,
         })

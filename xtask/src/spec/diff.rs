@@ -4,7 +4,7 @@
 //! An image's definition in a variant is what decides its build: its parent and dependencies
 //! (with the references and recipes of the bases among them), its build arguments after merging,
 //! the argument that carries the parent, its folder and Dockerfile, the repository it is
-//! published to and its size budget. Descriptions, documentation commands, version tags and
+//! published to, its platforms and its size budget. Descriptions, documentation commands, version tags and
 //! change rules are not part of it: editing them rebuilds nothing. Pure.
 
 use std::collections::BTreeMap;
@@ -77,6 +77,9 @@ fn definition(spec: &Spec, image: &Image, variant: &str) -> BTreeMap<String, Str
     out.insert("dir".to_string(), image.dir.to_string_lossy().into_owned());
     out.insert("dockerfile".to_string(), image.dockerfile.to_string_lossy().into_owned());
     out.insert("repository".to_string(), spec.repository(&image.name, variant));
+    // A platform added builds the image for it (and re-tests the others, which stay up to date).
+    let platforms: Vec<String> = image.platforms_in(variant).iter().map(ToString::to_string).collect();
+    out.insert("platforms".to_string(), platforms.join(", "));
     if let Some(budget) = image.size_budgets.get(variant) {
         out.insert("size_budget".to_string(), budget.to_string());
     }

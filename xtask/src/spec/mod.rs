@@ -22,10 +22,14 @@ use indexmap::IndexMap;
 pub use raw::{BuildArgs, Debootstrap, RawRecipe as Recipe, Security};
 
 use crate::diagnostic::Diagnostics;
+use crate::platform::Platform;
 use crate::reference::Reference;
 
 /// The name of the implicit variant of a stack that declares none.
 pub const DEFAULT_VARIANT: &str = "default";
+/// Written in an `import` recipe's file name, it stands for the platform's suffix
+/// (`rootfs-{arch}.tar` is `rootfs-arm64.tar` for `linux/arm64`).
+pub const ARCH_PLACEHOLDER: &str = "{arch}";
 /// The build argument that carries the parent image when the spec does not name another.
 pub const DEFAULT_PARENT_ARG: &str = "BASE_IMAGE";
 
@@ -69,6 +73,11 @@ pub struct Stack {
     /// When `STACK_NAMESPACE` moved this run's images elsewhere (a pull request's namespace):
     /// the spec's own namespace, where built images are still looked for, never pushed to.
     pub fallback_namespace: Option<String>,
+    /// The platforms images are built for, in the spec's order: those `stack.platforms`
+    /// declares, else the host's alone.
+    pub platforms: Vec<Platform>,
+    /// Whether `stack.platforms` is written: builds then ask the engine for each node's platform.
+    pub platforms_declared: bool,
 }
 
 /// Where builds look for an image whose pin they need.
@@ -89,6 +98,8 @@ pub struct Variant {
     pub build_args: BuildArgs,
     /// Its images are tested on a GPU (CI runs their GPU trials on a GPU runner).
     pub gpu: bool,
+    /// The platforms its images are built for, when it says (a subset of the stack's).
+    pub platforms: Option<Vec<Platform>>,
 }
 
 /// An image from outside the stack, with a recipe to make it when it cannot be pulled.
@@ -122,6 +133,16 @@ pub struct Image {
     pub size_budgets: BTreeMap<String, u64>,
     /// Version tags declared on this image; children inherit them (see [`Spec::version_tags_of`]).
     pub version_tags: Vec<String>,
+    /// The platforms it is built for in each variant it is built in, in the stack's order: its
+    /// own `platforms`, else the variant's, else the stack's.
+    pub platforms: BTreeMap<String, Vec<Platform>>,
+}
+
+impl Image {
+    /// The platforms it is built for in `variant` (none when it is not built in it).
+    pub fn platforms_in(&self, variant: &str) -> &[Platform] {
+        self.platforms.get(variant).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// What an image is built on.
@@ -220,6 +241,33 @@ impl Spec {
             }
         }
         out
+    }
+
+    /// Whether the stack builds for more than one platform: node names then carry the
+    /// architecture (`scipy-notebook/arm64`).
+    pub fn multi_platform(&self) -> bool {
+        self.stack.platforms.len() > 1
+    }
+
+    /// The platform commands use when none is asked for: the host's when the stack builds for
+    /// it, else the stack's first.
+    pub fn default_platform(&self) -> &Platform {
+        let host = Platform::host();
+        self.stack.platforms.iter().find(|p| **p == host).unwrap_or(&self.stack.platforms[0])
+    }
+
+    /// `name` for `platform`: `name/arm64` in a stack of several platforms, `name` otherwise.
+    pub fn on_platform(&self, name: &str, platform: &Platform) -> String {
+        if self.multi_platform() {
+            format!("{name}/{}", platform.suffix())
+        } else {
+            name.to_string()
+        }
+    }
+
+    /// The stack's platform whose suffix (`arm64`) is `suffix`.
+    pub fn platform_by_suffix(&self, suffix: &str) -> Option<&Platform> {
+        self.stack.platforms.iter().find(|p| p.suffix() == suffix)
     }
 
     pub fn default_variant(&self) -> &str {

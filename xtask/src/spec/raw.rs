@@ -113,11 +113,14 @@ pub struct RawStack {
     /// (this engine, then the stack's registry).
     #[serde(default)]
     pub cache: Option<String>,
+    /// The platforms images are built for (`linux/amd64`, `linux/arm64`). Default: the host's.
+    #[serde(default)]
+    pub platforms: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[serde(expecting = "a variant: a mapping with `suffix`, `description` or `build_args` (or `{}`)")]
+#[serde(expecting = "a variant: a mapping with `suffix`, `description`, `build_args`, `gpu` or `platforms` (or `{}`)")]
 pub struct RawVariant {
     #[serde(default)]
     pub suffix: Option<String>,
@@ -128,6 +131,9 @@ pub struct RawVariant {
     /// Its images' GPU trials run on a GPU runner (the CI's GPU job lists them).
     #[serde(default)]
     pub gpu: bool,
+    /// The platforms its images are built for, among the stack's. Default: the stack's.
+    #[serde(default)]
+    pub platforms: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +211,10 @@ pub struct RawImage {
     /// Version tags of this image, next to those it inherits from its parent.
     #[serde(default)]
     pub version_tags: Vec<String>,
+    /// The platforms it is built for in every variant it is built in, among the stack's.
+    /// Default: the variant's, else the stack's.
+    #[serde(default)]
+    pub platforms: Option<Vec<String>>,
 }
 
 /// One size budget for every variant, or one per variant.

@@ -23,13 +23,16 @@ use super::locate::{Locations, Pos};
 use super::raw::{BuildArgs, RawChanges, RawSpec, DUPLICATE_KEY};
 use super::{Base, Cache, ChangeRules, Globs, Spec, Stack, Variant, DEFAULT_PARENT_ARG, DEFAULT_VARIANT};
 use crate::diagnostic::{did_you_mean, Code, Diagnostic, Diagnostics, Location};
+use crate::platform::Platform;
 use crate::reference;
 
 /// The most mistakes reported at once; the rest are counted.
 pub const MAX_DIAGNOSTICS: usize = 100;
 /// The most variants a stack may declare.
 pub const MAX_VARIANTS: usize = 64;
-/// The most nodes (an image in a variant) a stack may have.
+/// The most platforms a stack may build for.
+pub const MAX_PLATFORMS: usize = 16;
+/// The most nodes (an image in a variant, for a platform) a stack may have.
 pub const MAX_NODES: usize = 200_000;
 /// The most edges (a parent or a dependency of a node) a stack may have.
 pub const MAX_EDGES: usize = 1_000_000;
@@ -233,10 +236,9 @@ impl Validator<'_> {
         self.dependency_args = raw.images.keys().chain(raw.bases.keys()).map(|n| Spec::dependency_arg(n)).collect();
         let stack = self.stack(&raw);
         let stack_valid = self.diagnostics.is_empty();
-        let variants = self.variants(&raw);
-        let variant_names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
+        let variants = self.variants(&raw, &stack);
         let bases = self.bases(&raw);
-        let images = self.images(&raw, &dir, &stack, &variant_names);
+        let images = self.images(&raw, &dir, &stack, &variants);
         self.build_args(&["build_args"], &raw.build_args, &stack);
         for (name, variant) in &raw.variants {
             self.build_args(&["variants", name, "build_args"], &variant.build_args, &stack);
@@ -260,6 +262,7 @@ impl Validator<'_> {
             // Otherwise every image would repeat the stack's own error.
             self.repositories(&spec);
         }
+        self.platforms(&spec);
         if self.diagnostics.is_empty() {
             self.cycles(&spec);
         }
@@ -273,15 +276,18 @@ impl Validator<'_> {
     /// [`MAX_EDGES`], counted before anything is built for it.
     fn graph_size(&mut self, raw: &RawSpec) -> bool {
         let variants = raw.variants.len().max(1);
+        let platforms = raw.stack.platforms.as_ref().map_or(1, Vec::len).max(1);
         let mut nodes = 0usize;
         let mut edges = 0usize;
         for image in raw.images.values() {
-            let built_in = image.variants.as_ref().map_or(variants, Vec::len);
+            // Counted as if built for every platform: a bound, before platforms are read.
+            let built_in = image.variants.as_ref().map_or(variants, Vec::len).saturating_mul(platforms);
             nodes = nodes.saturating_add(built_in);
             edges = edges.saturating_add(built_in.saturating_mul(1 + image.depends_on.len()));
         }
         let over = [
             (variants, MAX_VARIANTS, "variants", "variants"),
+            (platforms, MAX_PLATFORMS, "platforms", "stack"),
             (nodes, MAX_NODES, "images in all their variants", "images"),
             (edges, MAX_EDGES, "parents and dependencies in all variants", "images"),
         ]
@@ -353,6 +359,10 @@ impl Validator<'_> {
                 Cache::Local
             }
         };
+        let platforms = match &stack.platforms {
+            Some(list) => self.platform_list(&["stack", "platforms"], list, None),
+            None => vec![Platform::host()],
+        };
         Stack {
             registry: stack.registry.clone(),
             namespace: stack.namespace.clone(),
@@ -362,10 +372,12 @@ impl Validator<'_> {
             cache_from: stack.cache_from.clone(),
             cache,
             fallback_namespace: None,
+            platforms: if platforms.is_empty() { vec![Platform::host()] } else { platforms },
+            platforms_declared: stack.platforms.is_some(),
         }
     }
 
-    fn variants(&mut self, raw: &RawSpec) -> Vec<Variant> {
+    fn variants(&mut self, raw: &RawSpec, stack: &Stack) -> Vec<Variant> {
         if raw.variants.is_empty() {
             return vec![Variant {
                 name: DEFAULT_VARIANT.into(),
@@ -373,6 +385,7 @@ impl Validator<'_> {
                 description: None,
                 build_args: BuildArgs::new(),
                 gpu: false,
+                platforms: None,
             }];
         }
         let mut out = Vec::new();
@@ -395,12 +408,17 @@ impl Validator<'_> {
                         }
                     },
                 );
+            let platforms = variant
+                .platforms
+                .as_ref()
+                .map(|list| self.platform_list(&["variants", name, "platforms"], list, Some(&stack.platforms)));
             out.push(Variant {
                 name: name.clone(),
                 suffix,
                 description: variant.description.clone(),
                 build_args: variant.build_args.clone(),
                 gpu: variant.gpu,
+                platforms,
             });
         }
         out
@@ -470,6 +488,64 @@ impl Validator<'_> {
                     refresh: base.refresh.clone(),
                 },
             );
+        }
+        out
+    }
+
+    /// The platforms of the list at `path`, each once, in `allowed`'s order when given (the
+    /// stack's: a variant or an image builds for some of them), else as written. Every entry
+    /// that is not a platform, is written twice or is not allowed is an error here.
+    pub(super) fn platform_list(
+        &mut self,
+        path: &[&str],
+        list: &[String],
+        allowed: Option<&[Platform]>,
+    ) -> Vec<Platform> {
+        let mut out: Vec<Platform> = Vec::new();
+        for (i, text) in list.iter().enumerate() {
+            let mut at = path.to_vec();
+            let index = i.to_string();
+            at.push(&index);
+            let platform = match Platform::parse(text) {
+                Ok(platform) => platform,
+                Err(why) => {
+                    let hint = "write `linux/amd64` or `linux/arm64` (docs/spec.md, \"Platforms\")".into();
+                    self.error(Code::InvalidValue, self.value(&at), why, hint);
+                    continue;
+                }
+            };
+            if out.contains(&platform) {
+                self.error(
+                    Code::DuplicateName,
+                    self.value(&at),
+                    format!("`{platform}` is listed twice"),
+                    "remove one".into(),
+                );
+            } else if let Some(allowed) = allowed.filter(|allowed| !allowed.contains(&platform)) {
+                let names: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+                self.error(
+                    Code::UnknownPlatform,
+                    self.value(&at),
+                    format!("the stack does not build for `{platform}`"),
+                    format!(
+                        "the stack's platforms are: {} (`stack.platforms`); add it there, or leave it out here",
+                        names.join(", ")
+                    ),
+                );
+            } else {
+                out.push(platform);
+            }
+        }
+        if list.is_empty() {
+            self.error(
+                Code::InvalidValue,
+                self.value(path),
+                format!("`{}` lists no platform", path.join(".")),
+                "list at least one, such as `[linux/amd64]`, or remove the key".into(),
+            );
+        }
+        if let Some(allowed) = allowed {
+            out.sort_by_key(|p| allowed.iter().position(|a| a == p));
         }
         out
     }

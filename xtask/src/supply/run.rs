@@ -71,7 +71,7 @@ pub async fn write_all(
             let (digest, note) = subject_digest(spec, id, image, registry.clone()).await;
             let repository = spec.repository(&id.image, &id.variant);
             let documents = collect::documents(engine, spec, graph, id, image, &repository, &digest).await?;
-            let stem = crate::docs::file_stem(spec, &id.image, &id.variant);
+            let stem = crate::docs::node_stem(spec, id);
             let files = super::files::write(dir, &stem, &documents, formats)?;
             out.push(Written { node: id.name.clone(), digest, note, files });
         }

@@ -4,7 +4,8 @@
 //! (`<prefix>-<branch>`, the commit, the build date, all read from the image's labels), and version
 //! tags made from what a command printed inside the image (`python-3.11.2`). Variants need no
 //! tag scheme of their own: a variant's images live in their own repository (`<image><suffix>`,
-//! `base-notebook-gpu`), so the same tags serve every variant. Nothing in this file runs a
+//! `base-notebook-gpu`), so the same tags serve every variant; nor do platforms: they share one
+//! repository, and their tags name the image index over them. Nothing in this file runs a
 //! command or talks to an engine; `run` does that work (the `tag` command's library side).
 
 mod run;
@@ -129,6 +130,10 @@ pub struct TaggedImage {
     pub pin: String,
     /// Build tags first, then version tags.
     pub tags: Vec<String>,
+    /// The platform (`linux/arm64`), in a stack of several: the platforms of one image share
+    /// its tags, which `release` puts on their image index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
 }
 
 #[cfg(test)]

@@ -2,6 +2,11 @@
 //! its build tags from its labels and its version tags by running the spec's commands inside
 //! it (a few images at a time, results in the stack's order), and moves the tags on the engine.
 //! An interrupt removes the throwaway containers and moves no tag.
+//!
+//! The platforms of one image share its tags (they name the image index `release` writes): the
+//! tags come from one platform's image, the engine's own when it is among them, and the version
+//! commands run again in each other platform's image this engine can run (natively or under
+//! QEMU), which must print the same versions; one that cannot run here is noted as unchecked.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,6 +34,8 @@ pub enum TagRunError {
     #[error("{node}: {source}")]
     Version { node: String, source: TagError },
     #[error(transparent)]
+    PlatformsDisagree(Box<PlatformsDisagree>),
+    #[error(transparent)]
     VersionCommand(Box<VersionCommandFailed>),
     #[error("{} image{} not tagged:\n{}", .failures.len(), if .failures.len() == 1 { " was" } else { "s were" }, .failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"))]
     NotTagged { failures: Vec<TagRunError> },
@@ -40,6 +47,18 @@ pub enum TagRunError {
     Record { path: PathBuf, source: std::io::Error },
     #[error("interrupted: the containers this run started were removed; no tag was moved after the interrupt")]
     Interrupted,
+}
+
+/// A version that one platform of an image prints and another does not.
+#[derive(Debug, thiserror::Error)]
+#[error("{image}: version tag `{name}` differs between platforms: {first} on {first_platform}, {second} on {second_platform}; the platforms of an image share one set of tags, so none was given\n  hint: build every platform from the same inputs (the same package versions), or make `{name}` print what they share")]
+pub struct PlatformsDisagree {
+    pub image: String,
+    pub name: String,
+    pub first: String,
+    pub first_platform: String,
+    pub second: String,
+    pub second_platform: String,
 }
 
 /// A version command that failed inside an image.
@@ -61,6 +80,7 @@ impl TagRunError {
             TagRunError::NoBranch
             | TagRunError::Tag(_)
             | TagRunError::Version { .. }
+            | TagRunError::PlatformsDisagree(_)
             | TagRunError::VersionCommand(_)
             | TagRunError::NotTagged { .. } => ExitCode::Refused,
             TagRunError::NotBuilt(_) => ExitCode::NotBuilt,
@@ -111,6 +131,9 @@ pub struct Tagged {
     pub record: TagRecord,
     pub notes: Vec<String>,
     pub failures: Vec<TagRunError>,
+    /// The nodes whose images get the tags on this engine: one per image (one tag names one
+    /// image here; the other platforms get theirs through the index, in the registry).
+    pub local: Vec<String>,
 }
 
 /// Computes the tags of every node's built image; with `apply`, moves them on the engine.
@@ -132,13 +155,32 @@ pub async fn tag(
         }
     };
     if apply {
-        for image in &tagged.record.images {
+        for image in tagged.record.images.iter().filter(|image| tagged.local.contains(&image.node)) {
             for tag in &image.tags {
                 engine.tag(&image.id, &image.repository, tag).await?;
             }
         }
     }
     Ok(tagged)
+}
+
+/// The built images grouped by image and variant (the platforms of one image), in the stack's
+/// order; in each group, first the image the tags are read from: the engine's own platform
+/// when it is there, else the stack's first.
+fn by_image<'a>(images: &'a [(NodeId, ImageInspect)], engine: &Engine) -> Vec<Vec<&'a (NodeId, ImageInspect)>> {
+    let mut groups: Vec<Vec<&(NodeId, ImageInspect)>> = Vec::new();
+    for entry in images {
+        match groups.iter_mut().find(|group| group[0].0.image_variant == entry.0.image_variant) {
+            Some(group) => group.push(entry),
+            None => groups.push(vec![entry]),
+        }
+    }
+    for group in &mut groups {
+        if let Some(native) = group.iter().position(|(id, _)| id.platform == engine.platform) {
+            group.swap(0, native);
+        }
+    }
+    groups
 }
 
 async fn compute(
@@ -149,8 +191,9 @@ async fn compute(
     branch_tag: &str,
 ) -> Result<Tagged, TagRunError> {
     let images = built_images(engine, spec, nodes).await??;
-    let computed: Vec<_> = futures_util::stream::iter(images.iter())
-        .map(|(id, image)| async move { (id, image, tags_of(engine, spec, id, image, branch_tag).await) })
+    let groups = by_image(&images, engine);
+    let computed: Vec<_> = futures_util::stream::iter(groups.iter())
+        .map(|group| async move { (group, tags_of_image(engine, spec, group, branch_tag).await) })
         .buffered(crate::paths::parallelism(1))
         .collect()
         .await;
@@ -158,40 +201,90 @@ async fn compute(
         record: TagRecord { schema: TAG_RECORD_SCHEMA.into(), branch: branch.to_string(), images: vec![] },
         notes: vec![],
         failures: vec![],
+        local: vec![],
     };
-    for (id, image, result) in computed {
-        match result {
-            Ok((tags, notes)) => {
-                tagged.notes.extend(notes.into_iter().map(|note| format!("{}: {note}", id.name)));
-                tagged.record.images.push(TaggedImage {
-                    node: id.name.clone(),
-                    image: id.image.clone(),
-                    variant: id.variant.clone(),
-                    repository: spec.repository(&id.image, &id.variant),
-                    id: image.id.clone().unwrap_or_default(),
-                    pin: label(image, labels::INPUTS).map(crate::build::pin_tag).unwrap_or_default(),
-                    tags,
-                });
+    for (group, result) in computed {
+        let (tags, notes) = match result {
+            Ok(found) => found,
+            Err(error) => {
+                tagged.failures.push(error);
+                continue;
             }
-            Err(error) => tagged.failures.push(error),
+        };
+        tagged.notes.extend(notes);
+        tagged.local.push(group[0].0.name.clone());
+        for (id, image) in group {
+            tagged.record.images.push(TaggedImage {
+                node: id.name.clone(),
+                image: id.image.clone(),
+                variant: id.variant.clone(),
+                repository: spec.repository(&id.image, &id.variant),
+                id: image.id.clone().unwrap_or_default(),
+                pin: label(image, labels::INPUTS).map(crate::build::pin_tag).unwrap_or_default(),
+                tags: tags.clone(),
+                platform: spec.multi_platform().then(|| id.platform.to_string()),
+            });
         }
     }
     Ok(tagged)
 }
 
-/// The tags of one image: build tags, then version tags from commands run inside it.
-async fn tags_of(
+/// The tags of one image's platforms (`group`, the image to read them from first), and notes:
+/// those of the first, whose version commands then run in every other this engine can run,
+/// and must print the same.
+async fn tags_of_image(
     engine: &Engine,
     spec: &Spec,
-    id: &NodeId,
-    image: &ImageInspect,
+    group: &[&(NodeId, ImageInspect)],
     branch_tag: &str,
 ) -> Result<(Vec<String>, Vec<String>), TagRunError> {
+    let (id, image) = group[0];
     let (mut tags, notes) =
         super::build_tags(branch_tag, label(image, labels::REVISION), label(image, labels::CREATED));
+    let mut notes: Vec<String> = notes.into_iter().map(|note| format!("{}: {note}", id.name)).collect();
+    let versions = versions(engine, spec, id, image).await?;
+    for (other, other_image) in &group[1..] {
+        if versions.is_empty() {
+            break;
+        }
+        let runs = other.platform == engine.platform
+            || (engine.is_local() && other.platform.host_runs() != crate::platform::Runs::No);
+        if !runs {
+            notes.push(format!(
+                "{}: version tags not checked on {}: this engine runs {} and cannot run it",
+                other.name, other.platform, engine.platform
+            ));
+            continue;
+        }
+        let theirs = self::versions(engine, spec, other, other_image).await?;
+        for ((name, mine), (_, their)) in versions.iter().zip(&theirs) {
+            if mine != their {
+                return Err(TagRunError::PlatformsDisagree(Box::new(PlatformsDisagree {
+                    image: id.image_variant.clone(),
+                    name: name.to_string(),
+                    first: mine.clone(),
+                    first_platform: id.platform.to_string(),
+                    second: their.clone(),
+                    second_platform: other.platform.to_string(),
+                })));
+            }
+        }
+    }
+    tags.extend(versions.into_iter().map(|(_, tag)| tag));
+    Ok((tags, notes))
+}
+
+/// The version tags of one image, by name, from commands run inside it.
+async fn versions<'s>(
+    engine: &Engine,
+    spec: &'s Spec,
+    id: &NodeId,
+    image: &ImageInspect,
+) -> Result<Vec<(&'s str, String)>, TagRunError> {
     let versions = spec.version_tags_of(&id.image, &id.variant);
+    let mut tags = Vec::new();
     if versions.is_empty() {
-        return Ok((tags, notes));
+        return Ok(tags);
     }
     let image_id = image.id.clone().unwrap_or_default();
     let commands: Vec<String> = versions.iter().map(|(_, command)| command.to_string()).collect();
@@ -201,7 +294,7 @@ async fn tags_of(
             Some(0) => {
                 let tag = super::version_tag(name, command, &output.stdout)
                     .map_err(|source| TagRunError::Version { node: id.name.clone(), source })?;
-                tags.push(tag);
+                tags.push((*name, tag));
                 continue;
             }
             Some(code) => format!("exited with {code}"),
@@ -216,7 +309,7 @@ async fn tags_of(
             spec: spec.file.clone(),
         })));
     }
-    Ok((tags, notes))
+    Ok(tags)
 }
 
 /// Writes the record `release` pushes from.

@@ -17,14 +17,15 @@ pub async fn real_base() -> (Spec, xtask::identity::Pin, bases::BaseImage) {
     let engine = Engine::connect().await.unwrap();
     let logs = tempfile::tempdir().unwrap();
     let reporter = Arc::new(Reporter::quiet(logs.path()));
+    let platform = xtask::platform::Platform::parse("linux/amd64").unwrap();
     let pin = xtask::identity::Pin::new(
-        xtask::identity::base_digest(base, &spec.dir).unwrap(),
+        xtask::identity::base_digest(base, &spec.dir, &platform).unwrap(),
         spec.base_repository("debian"),
     );
     let registry = xtask::cache::RegistryCache::off();
-    let made = bases::ensure_pinned(&engine, base, &pin, None, &spec.dir, &registry, false, &reporter)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let wanted = bases::Wanted { base, platform: &platform, pin: &pin, fallback: None, spec_dir: &spec.dir };
+    let made =
+        bases::ensure_pinned(&engine, wanted, &registry, false, &reporter).await.unwrap_or_else(|e| panic!("{e}"));
     (spec, pin, made)
 }
 

@@ -13,7 +13,12 @@ fn plan_since(stack: &Stack, variants: Variants) -> Vec<String> {
     let spec = Spec::load(&stack.spec_file()).unwrap();
     let graph = ImageGraph::new(&spec);
     let changes = Repo::discover(stack.root()).unwrap().changes_since("main").unwrap();
-    let request = PlanRequest { selection: Selection::Since(changes, None), images: Vec::new(), variants };
+    let request = PlanRequest {
+        selection: Selection::Since(changes, None),
+        images: Vec::new(),
+        variants,
+        platforms: xtask::plan::Platforms::Default,
+    };
     let plan = plan(&spec, &graph, &request, "images").unwrap();
     plan.images
         .iter()
@@ -69,8 +74,12 @@ fn ignored_paths_rebuild_nothing() {
     assert_eq!(plan_since(&stack, Variants::Default), Vec::<String>::new());
     let spec = Spec::load(&stack.spec_file()).unwrap();
     let changes = Repo::discover(stack.root()).unwrap().changes_since("main").unwrap();
-    let request =
-        PlanRequest { selection: Selection::Since(changes, None), images: Vec::new(), variants: Variants::Default };
+    let request = PlanRequest {
+        selection: Selection::Since(changes, None),
+        images: Vec::new(),
+        variants: Variants::Default,
+        platforms: xtask::plan::Platforms::Default,
+    };
     let plan = plan(&spec, &ImageGraph::new(&spec), &request, "images").unwrap();
     assert_eq!(plan.ignored_files, ["images/base/README.md"]);
     assert_eq!(plan.unmapped_files, ["notes.txt"]);

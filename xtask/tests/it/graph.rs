@@ -84,7 +84,12 @@ fn a_deep_chain_in_either_order(#[case] children_first: bool) {
     let order = names(graph.topological_order());
     assert_eq!(order.first().map(String::as_str), Some("c-09999"));
     assert_eq!(order.last().map(String::as_str), Some("c-00000"));
-    let request = PlanRequest { selection: Selection::All, images: Vec::new(), variants: Variants::Default };
+    let request = PlanRequest {
+        selection: Selection::All,
+        images: Vec::new(),
+        variants: Variants::Default,
+        platforms: xtask::plan::Platforms::Default,
+    };
     let plan = plan(&spec, &graph, &request, "images").unwrap();
     assert_eq!(plan.levels.len(), images);
     assert_eq!(graph.level(&NodeId::new(&spec, "c-00000", "default")), Some(images - 1));

@@ -13,6 +13,7 @@ mod cli;
 mod docs;
 mod exit_codes;
 mod graph;
+mod platforms;
 mod refresh;
 mod registry_cache;
 mod release;

@@ -260,7 +260,7 @@ async fn release_pushes_only_what_passed_and_it_pulls_back_by_digest() {
     let reference = format!("{}@{digest}", base.repository);
     remove_namespace(&engine, &release.registry.host, &release.stack.namespace).await;
     let credentials = Credentials::new(&release.registry.host, USER, PASSWORD, "test");
-    engine.pull(&reference, Some(&credentials)).await.unwrap();
+    engine.pull(&reference, Some(&credentials), None).await.unwrap();
     let pulled = engine.image(&reference).await.unwrap().unwrap();
     assert_eq!(pulled.id.as_deref(), Some(tagged.images[0].id.as_str()));
 }

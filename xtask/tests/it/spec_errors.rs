@@ -231,6 +231,34 @@ fn the_fixture_is_valid() {
     "images/spec.yml:30:24",
     "unknown variant `tpu`"
 )]
+#[case::not_a_platform(
+    "  tag_prefix: \"1.0\"\n",
+    "  tag_prefix: \"1.0\"\n  platforms: [linux/amd64, arm64]\n",
+    Code::InvalidValue,
+    "images/spec.yml:5:28",
+    "`arm64` is not a platform: write `os/architecture`, such as `linux/arm64`"
+)]
+#[case::a_platform_twice(
+    "  tag_prefix: \"1.0\"\n",
+    "  tag_prefix: \"1.0\"\n  platforms: [linux/arm64, linux/arm64]\n",
+    Code::DuplicateName,
+    "images/spec.yml:5:28",
+    "`linux/arm64` is listed twice"
+)]
+#[case::a_variant_on_a_platform_the_stack_lacks(
+    "    suffix: -gpu\n",
+    "    suffix: -gpu\n    platforms: [linux/s390x]\n",
+    Code::UnknownPlatform,
+    "images/spec.yml:11:17",
+    "the stack does not build for `linux/s390x`\n  hint: the stack's platforms are: linux/amd64"
+)]
+#[case::an_image_on_no_platform(
+    "    doc_commands: [os-release]\n",
+    "    doc_commands: [os-release]\n    platforms: []\n",
+    Code::InvalidValue,
+    "images/spec.yml:24:16",
+    "`images.base.platforms` lists no platform"
+)]
 #[case::opted_out_parent(
     "    variants: [cpu]\n",
     "    variants: [cpu]\n  late:\n    parent: extra\n    dir: extra\n",
@@ -301,6 +329,43 @@ fn refuses_bad_specs(
     let (found_code, found_location, text) = &errors[0];
     assert_eq!((*found_code, found_location.as_str()), (code, location), "{text}");
     assert!(text.contains(message), "{text}");
+}
+
+/// A stack of two platforms whose `tools` is built for amd64 only: `app` reads it on arm64 too.
+#[test]
+fn a_dependency_missing_a_platform_of_its_reader_is_named_with_the_fix() {
+    let stack = Stack::new();
+    stack.edit_spec("  tag_prefix: \"1.0\"\n", "  tag_prefix: \"1.0\"\n  platforms: [linux/amd64, linux/arm64]\n");
+    stack.edit_spec("  tools:\n    parent: debian\n", "  tools:\n    parent: debian\n    platforms: [linux/amd64]\n");
+    let errors = error_of(&stack);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!((errors[0].0, errors[0].1.as_str()), (Code::PlatformOptOut, "images/spec.yml:28:5"));
+    assert!(
+        errors[0].2.contains("image `app` is built for linux/arm64 in variant `cpu`, linux/arm64 in variant `gpu`, but its dependency `tools` is not\n  hint: add the platform to `tools`'s `platforms`"),
+        "{}",
+        errors[0].2
+    );
+}
+
+/// An `import` recipe serving two platforms must name a file per platform.
+#[test]
+fn an_import_for_several_platforms_needs_arch_in_its_name() {
+    let stack = Stack::new();
+    stack.edit_spec("  tag_prefix: \"1.0\"\n", "  tag_prefix: \"1.0\"\n  platforms: [linux/amd64, linux/arm64]\n");
+    stack.edit_spec(
+        "      debootstrap:\n        suite: bookworm\n        mirror: http://deb.debian.org/debian\n",
+        "      import: rootfs.tar\n",
+    );
+    let errors = error_of(&stack);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!((errors[0].0, errors[0].1.as_str()), (Code::InvalidValue, "images/spec.yml:18:15"));
+    assert!(
+        errors[0].2.contains("base `debian`: `import: rootfs.tar` would give the same root file system to linux/amd64 and linux/arm64\n  hint: name one file per platform with `{arch}` in it"),
+        "{}",
+        errors[0].2
+    );
+    stack.edit_spec("import: rootfs.tar", "import: rootfs-{arch}.tar");
+    assert!(Spec::load(&stack.spec_file()).is_ok(), "with `{{arch}}` it is valid");
 }
 
 #[test]

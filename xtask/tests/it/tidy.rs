@@ -280,6 +280,11 @@ fn workflow_levels_cover_the_graph() {
 fn each_level_job_is_wired_to_its_own_level() {
     let (jobs, levels) = ci_jobs();
     let plan = job_text(&jobs, "plan");
+    assert_eq!(
+        plan.matches("--all-variants --all-platforms").count(),
+        2,
+        "job plan must plan every variant and platform"
+    );
     assert!(
         plan.contains(&format!("LEVEL_JOBS: {}\n", levels.len())),
         "job plan's LEVEL_JOBS must be {}",
@@ -297,6 +302,9 @@ fn each_level_job_is_wired_to_its_own_level() {
             plan.contains(&format!("level{n}: ${{{{ steps.plan.outputs.level{n} }}}}")),
             "job plan must export `level{n}`"
         );
+        for input in ["runs-on: ${{ toJSON(matrix.runner) }}", "file: ${{ matrix.file }}"] {
+            assert!(job.contains(input), "level-{n} must pass `{input}` to node.yml (arm64 nodes run on arm runners)");
+        }
         if n > 0 {
             assert!(job.contains(&format!("- level-{}\n", n - 1)), "level-{n} must need level-{}", n - 1);
             assert!(job.contains("!failure()"), "level-{n} must run after a skipped level, unless one failed");

@@ -9,9 +9,10 @@ use indexmap::IndexMap;
 
 use super::{Files, Validator};
 use crate::diagnostic::{Code, Location};
+use crate::platform::Platform;
 use crate::reference;
 use crate::spec::raw::{RawBudget, RawImage, RawParent, RawSize, RawSpec};
-use crate::spec::{parse_size, Image, Parent, Stack};
+use crate::spec::{parse_size, Image, Parent, Stack, Variant};
 
 /// `path` without `.` and `..`, when it stays inside the folder it is relative to.
 pub fn contained(path: &str) -> Result<PathBuf, &'static str> {
@@ -34,7 +35,7 @@ impl Validator<'_> {
         raw: &RawSpec,
         dir: &Path,
         stack: &Stack,
-        variants: &[String],
+        variants: &[Variant],
     ) -> IndexMap<String, Image> {
         if raw.images.is_empty() {
             self.error(
@@ -44,11 +45,38 @@ impl Validator<'_> {
                 "add at least one image under `images`".into(),
             );
         }
+        let names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
         let mut out = IndexMap::with_capacity(raw.images.len());
         for (name, image) in &raw.images {
-            out.insert(name.clone(), self.image(raw, name, image, dir, stack, variants));
+            let mut built = self.image(raw, name, image, dir, stack, &names);
+            built.platforms = self.image_platforms(name, image, &built.variants, stack, variants);
+            out.insert(name.clone(), built);
         }
         out
+    }
+
+    /// The platforms an image is built for in each variant it is built in: its own list (each
+    /// among the stack's), else the variant's, else the stack's.
+    fn image_platforms(
+        &mut self,
+        name: &str,
+        image: &RawImage,
+        image_variants: &[String],
+        stack: &Stack,
+        variants: &[Variant],
+    ) -> BTreeMap<String, Vec<Platform>> {
+        let own = image
+            .platforms
+            .as_ref()
+            .map(|list| self.platform_list(&["images", name, "platforms"], list, Some(&stack.platforms)));
+        image_variants
+            .iter()
+            .map(|variant| {
+                let of_variant = variants.iter().find(|v| &v.name == variant).and_then(|v| v.platforms.clone());
+                let platforms = own.clone().or(of_variant).unwrap_or_else(|| stack.platforms.clone());
+                (variant.clone(), platforms)
+            })
+            .collect()
     }
 
     fn image(
@@ -95,6 +123,7 @@ impl Validator<'_> {
             doc_commands: image.doc_commands.clone(),
             size_budgets,
             version_tags: image.version_tags.clone(),
+            platforms: BTreeMap::new(),
         }
     }
 

@@ -11,7 +11,9 @@ use indexmap::IndexMap;
 use super::Validator;
 use crate::diagnostic::{Code, Location};
 use crate::dockerfile::{self, Dockerfile};
+use crate::platform::Platform;
 use crate::spec::input::{self, Subject};
+use crate::spec::ARCH_PLACEHOLDER;
 use crate::spec::{Image, Parent, Spec};
 use crate::{graph, reference};
 
@@ -47,6 +49,59 @@ impl Validator<'_> {
                         "check `stack.registry`, `stack.namespace`, the variant's `suffix` and the image's name".into(),
                     );
                 }
+            }
+        }
+    }
+
+    /// An image's parent and its `depends_on` images must be built for every platform the image
+    /// is built for, in each variant; a base made by an `import` recipe for several platforms
+    /// needs a file per platform (`{arch}` in its name).
+    pub(super) fn platforms(&mut self, spec: &Spec) {
+        let mut base_platforms: BTreeMap<&str, BTreeSet<&Platform>> = BTreeMap::new();
+        for image in spec.images.values() {
+            let mut missing: IndexMap<(&str, &str), BTreeSet<String>> = IndexMap::new();
+            for (variant, platforms) in &image.platforms {
+                let parent = image.parents.get(variant).map(Parent::name);
+                for other in parent.into_iter().chain(image.depends_on.iter().map(String::as_str)) {
+                    let role = if Some(other) == parent { "parent" } else { "dependency" };
+                    let Some(theirs) = spec.images.get(other).map(|o| o.platforms_in(variant)) else {
+                        base_platforms.entry(other).or_default().extend(platforms);
+                        continue;
+                    };
+                    if theirs.is_empty() {
+                        continue; // Not built in the variant at all: `variant-opt-out` says so.
+                    }
+                    for platform in platforms.iter().filter(|p| !theirs.contains(p)) {
+                        missing.entry((other, role)).or_default().insert(format!("{platform} in variant `{variant}`"));
+                    }
+                }
+            }
+            for ((other, role), what) in missing {
+                let key = if image.platforms.is_empty() { "parent" } else { "platforms" };
+                let location =
+                    self.value_exact(&["images", &image.name, key]).or_else(|| self.key(&["images", &image.name]));
+                let what: Vec<String> = what.into_iter().collect();
+                self.error(
+                    Code::PlatformOptOut,
+                    location,
+                    format!("image `{}` is built for {}, but its {role} `{other}` is not", image.name, what.join(", ")),
+                    format!("add the platform to `{other}`'s `platforms` (or its variant's), or list only `{other}`'s platforms under `images.{}.platforms`", image.name),
+                );
+            }
+        }
+        for (name, platforms) in base_platforms.into_iter().filter(|(_, platforms)| platforms.len() > 1) {
+            let Some(file) = spec.bases.get(name).and_then(|b| b.recipe.as_ref()).and_then(|r| r.import.as_ref())
+            else {
+                continue;
+            };
+            if !file.contains(ARCH_PLACEHOLDER) {
+                let list: Vec<String> = platforms.iter().map(ToString::to_string).collect();
+                self.error(
+                    Code::InvalidValue,
+                    self.value(&["bases", name, "recipe", "import"]),
+                    format!("base `{name}`: `import: {file}` would give the same root file system to {}", list.join(" and ")),
+                    format!("name one file per platform with `{ARCH_PLACEHOLDER}` in it, such as `rootfs-{ARCH_PLACEHOLDER}.tar` (read as rootfs-amd64.tar, rootfs-arm64.tar)"),
+                );
             }
         }
     }

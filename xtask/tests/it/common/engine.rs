@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use xtask::build::{self, BuildOptions, BuildReport};
 use xtask::engine::Engine;
 use xtask::graph::ImageGraph;
-use xtask::plan::{plan, PlanRequest, Selection, Variants};
+use xtask::plan::{plan, PlanRequest, Platforms, Selection, Variants};
 use xtask::progress::Reporter;
 use xtask::spec::Spec;
 
@@ -63,6 +63,16 @@ impl EngineStack {
         EngineStack { stack, namespace, registry: "registry.example.org".into() }
     }
 
+    /// A stack of two platforms, `linux/amd64` and `linux/arm64` (the arm64 base from Debian's
+    /// busybox-static:arm64, run under QEMU here): [`xtask::fixture::prepare_platforms`].
+    pub fn with_platforms() -> EngineStack {
+        ensure_base();
+        let stack = Stack::empty();
+        let namespace = format!("t{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        xtask::fixture::prepare_platforms(stack.root(), &namespace, BASE).unwrap_or_else(|e| panic!("{e}"));
+        EngineStack { stack, namespace, registry: "registry.example.org".into() }
+    }
+
     /// Publishes the stack to `host` instead of the fixture's registry.
     pub fn use_registry(&mut self, host: &str) {
         self.stack.edit_spec("registry: registry.example.org", &format!("registry: {host}"));
@@ -84,9 +94,20 @@ impl EngineStack {
         options: BuildOptions,
         interrupt: watch::Receiver<bool>,
     ) -> BuildReport {
+        self.build_for(variants, Platforms::Default, options, interrupt).await
+    }
+
+    /// Builds every image of `variants` for `platforms`.
+    pub async fn build_for(
+        &self,
+        variants: Variants,
+        platforms: Platforms,
+        options: BuildOptions,
+        interrupt: watch::Receiver<bool>,
+    ) -> BuildReport {
         let spec = Spec::load(&self.stack.spec_file()).unwrap_or_else(|e| panic!("{e}"));
         let graph = ImageGraph::new(&spec);
-        let request = PlanRequest { selection: Selection::All, images: vec![], variants };
+        let request = PlanRequest { selection: Selection::All, images: vec![], variants, platforms };
         let plan = plan(&spec, &graph, &request, "images").unwrap();
         let nodes = build::build_set(&graph, &plan);
         let engine = Engine::connect().await.unwrap();
