@@ -339,12 +339,40 @@ fn a_dependency_missing_a_platform_of_its_reader_is_named_with_the_fix() {
     stack.edit_spec("  tools:\n    parent: debian\n", "  tools:\n    parent: debian\n    platforms: [linux/amd64]\n");
     let errors = error_of(&stack);
     assert_eq!(errors.len(), 1, "{errors:#?}");
-    assert_eq!((errors[0].0, errors[0].1.as_str()), (Code::PlatformOptOut, "images/spec.yml:28:5"));
+    assert_eq!((errors[0].0, errors[0].1.as_str()), (Code::PlatformOptOut, "images/spec.yml:30:18"));
     assert!(
         errors[0].2.contains("image `app` is built for linux/arm64 in variant `cpu`, linux/arm64 in variant `gpu`, but its dependency `tools` is not\n  hint: add the platform to `tools`'s `platforms`"),
         "{}",
         errors[0].2
     );
+}
+
+/// The same mistake on the parent edge points at the reader's `parent`; a reader that lists its
+/// own `platforms` is pointed there instead, as that is the other way to fix it.
+#[rstest]
+#[case::at_the_parent("  app:\n    parent: base\n", "  app:\n    parent: base\n", "images/spec.yml:29:13")]
+#[case::at_the_readers_platforms(
+    "  app:\n    parent: base\n",
+    "  app:\n    parent: base\n    platforms: [linux/amd64, linux/arm64]\n",
+    "images/spec.yml:30:16"
+)]
+fn a_parent_missing_a_platform_of_its_child_is_named_with_the_fix(
+    #[case] from: &str,
+    #[case] to: &str,
+    #[case] location: &str,
+) {
+    let stack = Stack::new();
+    stack.edit_spec("  tag_prefix: \"1.0\"\n", "  tag_prefix: \"1.0\"\n  platforms: [linux/amd64, linux/arm64]\n");
+    stack.edit_spec(
+        "    parent: debian\n    doc_commands",
+        "    parent: debian\n    platforms: [linux/amd64]\n    doc_commands",
+    );
+    stack.edit_spec(from, to);
+    let errors = error_of(&stack);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!((errors[0].0, errors[0].1.as_str()), (Code::PlatformOptOut, location));
+    assert!(errors[0].2.contains("image `app` is built for linux/arm64 in variant `cpu`"), "{}", errors[0].2);
+    assert!(errors[0].2.contains("but its parent `base` is not"), "{}", errors[0].2);
 }
 
 /// An `import` recipe serving two platforms must name a file per platform.

@@ -77,9 +77,18 @@ impl Validator<'_> {
                 }
             }
             for ((other, role), what) in missing {
-                let key = if image.platforms.is_empty() { "parent" } else { "platforms" };
-                let location =
-                    self.value_exact(&["images", &image.name, key]).or_else(|| self.key(&["images", &image.name]));
+                // The image's own `platforms` when it lists them, else the edge that needs the
+                // missing platform: the `parent` value or the `depends_on` entry.
+                let edge = match image.depends_on.iter().position(|d| d == other) {
+                    Some(index) if role == "dependency" => {
+                        self.value_exact(&["images", &image.name, "depends_on", &index.to_string()])
+                    }
+                    _ => self.value_exact(&["images", &image.name, "parent"]),
+                };
+                let location = self
+                    .value_exact(&["images", &image.name, "platforms"])
+                    .or(edge)
+                    .or_else(|| self.key(&["images", &image.name]));
                 let what: Vec<String> = what.into_iter().collect();
                 self.error(
                     Code::PlatformOptOut,
