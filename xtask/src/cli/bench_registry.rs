@@ -194,7 +194,7 @@ async fn fan_out(spec: &Spec, registry: &Registry, variants: Variants, out: &mut
     let identities = crate::identity::identities(spec, &graph, &nodes)?;
     let client = crate::registry::Registry::new(&registry.host, None);
     writeln!(out, "(c) the fanned-out CI, one job per image on an empty engine of its own:")?;
-    writeln!(out, "    {:28} {:>9} {:>12} {:>12}", "job", "time", "pulled", "peak disk")?;
+    writeln!(out, "    {:28} {:>9} {:>12} {:>12}", "job", "time", "pulled", "disk at end")?;
     let mut finish: BTreeMap<String, Duration> = BTreeMap::new();
     let mut total = Duration::ZERO;
     for id in &nodes {

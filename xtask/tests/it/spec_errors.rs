@@ -351,6 +351,11 @@ fn a_dependency_missing_a_platform_of_its_reader_is_named_with_the_fix() {
 /// own `platforms` is pointed there instead, as that is the other way to fix it.
 #[rstest]
 #[case::at_the_parent("  app:\n    parent: base\n", "  app:\n    parent: base\n", "images/spec.yml:29:13")]
+#[case::at_the_parent_of_the_first_variant(
+    "  app:\n    parent: base\n",
+    "  app:\n    parent: {cpu: base, gpu: base}\n",
+    "images/spec.yml:29:19"
+)]
 #[case::at_the_readers_platforms(
     "  app:\n    parent: base\n",
     "  app:\n    parent: base\n    platforms: [linux/amd64, linux/arm64]\n",

@@ -59,11 +59,17 @@ impl Validator<'_> {
     pub(super) fn platforms(&mut self, spec: &Spec) {
         let mut base_platforms: BTreeMap<&str, BTreeSet<&Platform>> = BTreeMap::new();
         for image in spec.images.values() {
-            let mut missing: IndexMap<(&str, &str), BTreeSet<String>> = IndexMap::new();
+            // By edge: the image it reads and how (`parent` or `dependency`).
+            let mut missing: IndexMap<(&str, &str), MissingPlatforms> = IndexMap::new();
             for (variant, platforms) in &image.platforms {
-                let parent = image.parents.get(variant).map(Parent::name);
-                for other in parent.into_iter().chain(image.depends_on.iter().map(String::as_str)) {
-                    let role = if Some(other) == parent { "parent" } else { "dependency" };
+                let parent = image
+                    .parents
+                    .get(variant)
+                    .map(|p| (p.name(), "parent", vec!["parent".to_string(), variant.clone()]));
+                let dependencies = image.depends_on.iter().enumerate().map(|(index, name)| {
+                    (name.as_str(), "dependency", vec!["depends_on".to_string(), index.to_string()])
+                });
+                for (other, role, written) in parent.into_iter().chain(dependencies) {
                     let Some(theirs) = spec.images.get(other).map(|o| o.platforms_in(variant)) else {
                         base_platforms.entry(other).or_default().extend(platforms);
                         continue;
@@ -72,22 +78,24 @@ impl Validator<'_> {
                         continue; // Not built in the variant at all: `variant-opt-out` says so.
                     }
                     for platform in platforms.iter().filter(|p| !theirs.contains(p)) {
-                        missing.entry((other, role)).or_default().insert(format!("{platform} in variant `{variant}`"));
+                        let entry = missing
+                            .entry((other, role))
+                            .or_insert_with(|| MissingPlatforms { written: written.clone(), what: BTreeSet::new() });
+                        entry.what.insert(format!("{platform} in variant `{variant}`"));
                     }
                 }
             }
-            for ((other, role), what) in missing {
-                // The image's own `platforms` when it lists them, else the edge that needs the
-                // missing platform: the `parent` value or the `depends_on` entry.
-                let edge = match image.depends_on.iter().position(|d| d == other) {
-                    Some(index) if role == "dependency" => {
-                        self.value_exact(&["images", &image.name, "depends_on", &index.to_string()])
-                    }
-                    _ => self.value_exact(&["images", &image.name, "parent"]),
+            for ((other, role), MissingPlatforms { written, what }) in missing {
+                // The image's own `platforms` when it lists them (the other way to fix it), else
+                // the edge: the `depends_on` entry, or the `parent` value (per variant or not).
+                let at = |tail: &[String]| {
+                    let path: Vec<&str> =
+                        ["images", image.name.as_str()].into_iter().chain(tail.iter().map(String::as_str)).collect();
+                    self.value_exact(&path)
                 };
-                let location = self
-                    .value_exact(&["images", &image.name, "platforms"])
-                    .or(edge)
+                let location = at(&["platforms".to_string()])
+                    .or_else(|| at(&written))
+                    .or_else(|| at(&written[..1]))
                     .or_else(|| self.key(&["images", &image.name]));
                 let what: Vec<String> = what.into_iter().collect();
                 self.error(
@@ -251,4 +259,13 @@ fn path(cycle: &[String]) -> String {
     let (head, tail) = (&cycle[..SHOWN], &cycle[cycle.len() - SHOWN..]);
     let left_out = cycle.len() - 2 * SHOWN;
     format!("{} -> ({left_out} more) -> {} ({} images)", head.join(" -> "), tail.join(" -> "), cycle.len() - 1)
+}
+
+/// The platforms an image is built for that one of the images it reads is not.
+struct MissingPlatforms {
+    /// Where the edge is written under `images.<name>` (the first variant's, for a parent given
+    /// per variant): `parent`/`<variant>` or `depends_on`/`<index>`.
+    written: Vec<String>,
+    /// `<platform> in variant `<variant>``, sorted.
+    what: BTreeSet<String>,
 }
